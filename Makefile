@@ -1,0 +1,32 @@
+# make run   - the whole system: dashboard/API on 127.0.0.1:$(PORT), notifier, workers S0-S2
+# make test  - the full test suite, on PostgreSQL and on SQLite
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/pizzaq_ci
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-postgres test-sqlite
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "pizzaq needs Python 3.12 or newer; set PYTHON=/path/to/python3.12")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	PIZZAQ_WEB_PORT=$(PORT) $(BIN)/python manage.py demosetup
+	PIZZAQ_WEB_PORT=$(PORT) exec $(BIN)/honcho start -f Procfile
+
+test: test-postgres test-sqlite
+
+test-postgres: install
+	DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-sqlite: install
+	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)

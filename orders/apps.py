@@ -1,0 +1,15 @@
+from importlib import import_module
+
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "orders"
+    verbose_name = "Orders"
+
+    def ready(self):
+        from pizzaq import conf
+
+        # Importing a handler module registers its kinds.
+        for module in conf.get().handler_modules:
+            import_module(module)

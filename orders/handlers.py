@@ -1,0 +1,49 @@
+"""The kind -> callable registry. A handler receives the claimed Order and returns a
+JSON-serialisable result; raising marks the attempt failed."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+class UnknownKind(LookupError):
+    """No handler is registered for this kind."""
+
+
+@dataclass(frozen=True)
+class Handler:
+    kind: str
+    func: Callable
+    # Run the handler inside the completion transaction, so its database side effects
+    # commit only if this run still holds the fencing token (at most once). Keep it for
+    # short handlers: the transaction stays open while the handler runs.
+    atomic: bool = False
+    # Lease length for this kind, when it differs from PIZZAQ_VISIBILITY_TIMEOUT.
+    visibility_timeout: float | None = None
+
+
+_registry: dict[str, Handler] = {}
+
+
+def handler(kind: str, *, atomic: bool = False, visibility_timeout: float | None = None):
+    """Register the decorated function as the handler of ``kind``."""
+
+    def register(func):
+        _registry[kind] = Handler(kind, func, atomic, visibility_timeout)
+        return func
+
+    return register
+
+
+def get_handler(kind: str) -> Handler:
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise UnknownKind(f"no handler is registered for kind {kind!r}") from None
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_registry)
+
+
+def is_registered(kind: str) -> bool:
+    return kind in _registry

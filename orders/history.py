@@ -1,0 +1,34 @@
+"""Appending an attempt to an order's compact history inside the UPDATE that ends it,
+so the hot path writes no extra rows."""
+
+from django.db.models import F, Func, JSONField
+
+
+class AppendAttempt(Func):
+    """``history`` plus one entry built from the row's own worker, attempt and start,
+    so one UPDATE can end many attempts at once."""
+
+    output_field = JSONField()
+
+    def __init__(self, ended, outcome: str, error: str = ""):
+        super().__init__(F("history"), F("worker"), F("attempt"), F("started_at"))
+        self.extra_params = [ended.isoformat(), outcome, error[:500]]
+
+    def as_sql(self, compiler, connection, **extra_context):
+        parts, params = [], []
+        for expression in self.source_expressions:
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        history, worker, attempt, started = parts
+        if connection.vendor == "postgresql":
+            entry = (
+                f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
+                " 'ended', %s::text, 'outcome', %s::text, 'error', %s::text)"
+            )
+            return f"({history} || jsonb_build_array({entry}))", (*params, *self.extra_params)
+        entry = (
+            f"json_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
+            " 'ended', %s, 'outcome', %s, 'error', %s)"
+        )
+        return f"json_insert({history}, '$[#]', {entry})", (*params, *self.extra_params)

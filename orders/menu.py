@@ -1,0 +1,58 @@
+"""Demo handlers that tell the pizza-shop story."""
+
+import random
+import time
+
+from orders.handlers import handler
+
+RESOLUTIONS = ("144p", "720p", "1080p")
+
+
+def _seconds(order, default: float) -> float:
+    return float(order.payload.get("seconds", default))
+
+
+@handler("bake")
+def bake(order):
+    """Bake a pizza: takes payload["seconds"] (3 by default)."""
+    time.sleep(_seconds(order, 3))
+    return {"baked": order.payload.get("pizza", "margherita")}
+
+
+@handler("noop", atomic=True)
+def noop(order):
+    """Do nothing; the benchmarks' order."""
+    return None
+
+
+@handler("deliver")
+def deliver(order):
+    """Drive a pizza to payload["address"]."""
+    time.sleep(_seconds(order, 1))
+    return {"delivered_to": order.payload.get("address", "the counter")}
+
+
+@handler("transcode")
+def transcode(order):
+    """One upload fans out into one order per resolution, which run in parallel."""
+    from orders.services import OrderSpec, place_orders
+
+    resolution = order.payload.get("resolution")
+    if resolution is None:
+        video = order.payload.get("video", "upload.mp4")
+        specs = [
+            OrderSpec("transcode", {"video": video, "resolution": r, "seconds": order.payload.get("seconds", 2)})
+            for r in RESOLUTIONS
+        ]
+        children = place_orders(specs)
+        return {"fanned_out": [str(child.id) for child in children]}
+    time.sleep(_seconds(order, 2))
+    return {"video": order.payload.get("video"), "resolution": resolution}
+
+
+@handler("flaky")
+def flaky(order):
+    """Fail with probability payload["failure_rate"] (0.5 by default), to show retries."""
+    if random.random() < float(order.payload.get("failure_rate", 0.5)):
+        raise RuntimeError("the oven flickered")
+    return {"ok": True}

@@ -1,0 +1,134 @@
+"""What is ordered: the Order row, its lifecycle states, and API tokens."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.ids import uuid7
+
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+class Status(models.TextChoices):
+    # Waiting to be claimed; retries wait here too, with a later run_after.
+    QUEUED = "queued"
+    # Claimed by a worker, which holds the (worker, attempt) fencing token.
+    RUNNING = "running"
+    # The handler returned; the result is stored.
+    DONE = "done"
+    # Failed on its last attempt (dead-lettered), or could not run (a closed shop).
+    DEAD = "dead"
+    # Not started before its time-to-live ran out; it never runs.
+    EXPIRED = "expired"
+    # Withdrawn by a person before it started.
+    CANCELLED = "cancelled"
+
+
+FINISHED = (Status.DONE, Status.DEAD, Status.EXPIRED, Status.CANCELLED)
+
+
+class OrderQuerySet(models.QuerySet):
+    def ready(self, now=None):
+        """Queued orders that may start now: due and not past their time-to-live."""
+        now = now or timezone.now()
+        return self.filter(status=Status.QUEUED, run_after__lte=now).exclude(
+            expires_at__lte=now
+        )
+
+    def claim_order(self):
+        """Highest priority first; within a priority, the one waiting longest."""
+        return self.order_by("-priority", "run_after", "id")
+
+    def finished(self):
+        return self.filter(status__in=FINISHED)
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.SmallIntegerField(default=0, help_text="-100..100, higher runs first")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    routing_key = models.CharField(max_length=200)
+    bucket = models.IntegerField()
+    # A take-away order: only this shop may make it.
+    pinned_to = models.CharField(max_length=100, blank=True, default="")
+    # Worker and attempt together are the fencing token of the current run.
+    worker = models.CharField(max_length=100, blank=True, default="")
+    attempt = models.IntegerField(default=0)
+    max_attempts = models.SmallIntegerField(default=3)
+    # Claims that did not use up a try (released on shutdown, lost with a worker,
+    # forgiven by a manual retry); the retry budget counts the rest.
+    uncounted_attempts = models.IntegerField(default=0)
+    run_after = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    # One entry per finished attempt: worker, attempt, started, ended, outcome, error.
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=MIN_PRIORITY) & Q(priority__lte=MAX_PRIORITY),
+                name="order_priority_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="order_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="order_max_attempts_positive"),
+        ]
+        indexes = [
+            # Serves the claim: the queued rows in claim order, and nothing else.
+            models.Index(
+                fields=["-priority", "run_after", "id"],
+                condition=Q(status="queued"),
+                name="order_claim_idx",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="queued", expires_at__isnull=False),
+                name="order_ttl_idx",
+            ),
+            models.Index(
+                fields=["worker", "lease_expires_at"],
+                condition=Q(status="running"),
+                name="order_running_idx",
+            ),
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="order_finished_idx",
+            ),
+            models.Index(fields=["status", "-id"], name="order_status_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class ApiToken(models.Model):
+    """A named bearer token for the JSON API; only its hash is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…) for {self.user}"

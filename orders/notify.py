@@ -1,0 +1,30 @@
+"""Wake listeners after commit: one NOTIFY per transaction, never one per row.
+
+On SQLite there is no NOTIFY; listeners poll instead.
+"""
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+# Workers LISTEN here for new or newly due orders.
+ORDERS_CHANNEL = "pizzaq_orders"
+
+
+def _sender(channel: str, using: str):
+    def send():
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [channel])
+
+    send.pizzaq_channel = channel
+    return send
+
+
+def notify_after_commit(channel: str = ORDERS_CHANNEL, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Send ``channel`` a NOTIFY once the current transaction commits (at most once)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    # Several writes in one transaction share one wake-up: skip if one is already queued.
+    pending = (getattr(func, "pizzaq_channel", None) for _, func, _ in connection.run_on_commit)
+    if channel in pending:
+        return
+    transaction.on_commit(_sender(channel, using), using=using)

@@ -1,0 +1,302 @@
+"""Every state change of an order. Each is one conditional UPDATE that says whether it won.
+
+Workers hold a fencing token, the pair (worker, attempt) set by their claim. Completing,
+failing, extending and releasing are conditional on that token, so a run that lost its
+order (declared dead, lease lapsed) changes nothing and must discard its result.
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Iterable
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from pizzaq import conf
+from orders.history import AppendAttempt
+from orders.models import Order, Status
+from orders.notify import notify_after_commit
+from orders.specs import OrderRejected, OrderSpec, build_order
+
+__all__ = [
+    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
+    "complete", "fail", "extend", "release", "cancel", "retry", "expire_overdue",
+    "requeue_lapsed", "requeue_running_on", "prune_finished", "backoff_delay",
+]
+
+log = logging.getLogger("pizzaq.orders")
+
+BULK_BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether a state change won, and what happened, in words a person can read."""
+
+    won: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.won
+
+
+# --- placing ---------------------------------------------------------------------------
+
+
+def place_order(kind: str, payload: dict | None = None, **options) -> Order:
+    """Accept one order; it is committed (durable) when this returns, unless the caller
+    holds an outer transaction, in which case it commits with that transaction."""
+    return place_orders([OrderSpec(kind, payload, **options)])[0]
+
+
+def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
+    """Accept many orders in one transaction: all of them, or (on a bad spec) none."""
+    now = timezone.now()
+    orders = [build_order(spec, now) for spec in specs]
+    with transaction.atomic():
+        Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
+        # Wake idle workers once the orders are visible to them, not before.
+        notify_after_commit()
+    return orders
+
+
+# --- claiming --------------------------------------------------------------------------
+
+
+def _claimable(worker: str, buckets, now):
+    """Ready orders this worker may take: its buckets' orders and those pinned to it."""
+    mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=list(buckets))
+    return Order.objects.ready(now).filter(mine | Q(pinned_to=worker)).claim_order()
+
+
+def _claim_fields(worker: str, now) -> dict:
+    lease = now + timedelta(seconds=conf.get().visibility_timeout)
+    return {
+        "status": Status.RUNNING,
+        "worker": worker,
+        # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
+        "attempt": F("attempt") + 1,
+        "started_at": now,
+        "lease_expires_at": lease,
+    }
+
+
+def claim(worker: str, limit: int = 1, *, buckets=None) -> list[Order]:
+    """Atomically take up to ``limit`` ready orders, highest priority first."""
+    if limit < 1:
+        return []
+    now = timezone.now()
+    candidates = _claimable(worker, buckets, now)[:limit]
+    if connection.vendor == "postgresql":
+        claimed = _claim_postgresql(candidates, worker, now)
+    else:
+        claimed = _claim_serialised(candidates, worker, now)
+    return sorted(claimed, key=lambda order: (-order.priority, order.run_after, order.id))
+
+
+def _claim_postgresql(candidates, worker: str, now) -> list[Order]:
+    # One round trip: lock the chosen rows, skipping rows another claimer holds, and
+    # flip them in the same statement (procrastinate's fetch_job shape).
+    # (Django compiles FOR UPDATE only inside atomic(), which would cost a BEGIN and a
+    # COMMIT round trip; one autocommit statement is atomic on its own.)
+    picked_sql, picked_params = candidates.values("id").query.sql_with_params()
+    table = Order._meta.db_table
+    # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
+    # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
+    sql = (
+        f"WITH picked AS MATERIALIZED ({picked_sql} FOR UPDATE SKIP LOCKED)"
+        f" UPDATE {table} SET status = %s, worker = %s, attempt = {table}.attempt + 1,"
+        f" started_at = %s, lease_expires_at = %s FROM picked"
+        f" WHERE {table}.id = picked.id AND {table}.status = %s RETURNING {table}.*"
+    )
+    fields = _claim_fields(worker, now)
+    params = [*picked_params, Status.RUNNING, worker, now, fields["lease_expires_at"], Status.QUEUED]
+    return list(Order.objects.raw(sql, params))
+
+
+def _claim_serialised(candidates, worker: str, now) -> list[Order]:
+    # SQLite: the IMMEDIATE transaction holds the database's write lock from BEGIN, so
+    # no other claimer can pick the same rows between our read and our write.
+    with transaction.atomic():
+        ids = list(candidates.values_list("id", flat=True))
+        Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**_claim_fields(worker, now))
+        return list(Order.objects.filter(id__in=ids, worker=worker, status=Status.RUNNING))
+
+
+# --- finishing an attempt (fenced) -----------------------------------------------------
+
+
+def _holding(order: Order, worker: str, attempt: int):
+    """The order's row, if and only if (worker, attempt) still holds it."""
+    return Order.objects.filter(pk=order.pk, status=Status.RUNNING, worker=worker, attempt=attempt)
+
+
+def _fenced_message(order: Order, worker: str, attempt: int) -> str:
+    current = Order.objects.filter(pk=order.pk).values("status", "worker", "attempt").first()
+    if current is None:
+        return f"order {order.pk} no longer exists"
+    return (
+        f"order {order.pk} attempt {attempt} by {worker} was fenced off: it is now "
+        f"{current['status']} (worker {current['worker'] or '-'}, attempt {current['attempt']})"
+    )
+
+
+def _fenced_update(order: Order, token: tuple[str, int], won_message: str, **fields) -> Outcome:
+    if _holding(order, *token).update(**fields):
+        return Outcome(True, won_message)
+    return Outcome(False, _fenced_message(order, *token))
+
+
+def complete(order: Order, worker: str, attempt: int, result=None) -> Outcome:
+    """Record the result of a run that still holds its token."""
+    now = timezone.now()
+    return _fenced_update(
+        order, (worker, attempt), f"order {order.pk} done",
+        status=Status.DONE, result=result, finished_at=now, lease_expires_at=None,
+        history=AppendAttempt(now, "done"),
+    )
+
+
+def backoff_delay(counted_attempts: int) -> float:
+    """Exponential backoff with equal jitter: half the step fixed, half random."""
+    settings = conf.get()
+    step = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (counted_attempts - 1))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def fail(order: Order, worker: str, attempt: int, error: str) -> Outcome:
+    """Record a failed run: retry later with backoff, or dead-letter on the last attempt."""
+    now = timezone.now()
+    summary = error.strip().splitlines()[-1] if error.strip() else "failed"
+    counted = attempt - order.uncounted_attempts
+    common = {"last_error": error, "lease_expires_at": None, "history": AppendAttempt(now, "failed", summary)}
+    if counted >= order.max_attempts:
+        return _fenced_update(
+            order, (worker, attempt), f"order {order.pk} dead after {counted} attempts: {summary}",
+            status=Status.DEAD, finished_at=now, **common,
+        )
+    delay = backoff_delay(counted)
+    return _fenced_update(
+        order, (worker, attempt), f"order {order.pk} will retry in {delay:.1f} s: {summary}",
+        status=Status.QUEUED, worker="", run_after=now + timedelta(seconds=delay), **common,
+    )
+
+
+def extend(order: Order, worker: str, attempt: int, seconds: float) -> Outcome:
+    """Push this run's lease ``seconds`` into the future (a long bake, not a stuck oven)."""
+    lease = timezone.now() + timedelta(seconds=seconds)
+    return _fenced_update(
+        order, (worker, attempt), f"order {order.pk} lease extended", lease_expires_at=lease
+    )
+
+
+def release(order: Order, worker: str, attempt: int, reason: str) -> Outcome:
+    """Give a claimed order back to the queue without using up one of its tries."""
+    now = timezone.now()
+    with transaction.atomic():
+        outcome = _fenced_update(
+            order, (worker, attempt), f"order {order.pk} released: {reason}",
+            **_requeue_fields(now, "released", reason),
+        )
+        if outcome:
+            notify_after_commit()
+    return outcome
+
+
+def _requeue_fields(now, outcome: str, reason: str) -> dict:
+    return {
+        "status": Status.QUEUED, "worker": "", "lease_expires_at": None, "run_after": now,
+        "uncounted_attempts": F("uncounted_attempts") + 1,
+        "history": AppendAttempt(now, outcome, reason),
+    }
+
+
+# --- what people do --------------------------------------------------------------------
+
+
+def _refusal(order_id, action: str, allowed: str) -> Outcome:
+    status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+    if status is None:
+        return Outcome(False, f"no order {order_id}")
+    return Outcome(False, f"order {order_id} is {status}; only {allowed} orders can be {action}")
+
+
+def cancel(order_id) -> Outcome:
+    """Withdraw an order that has not started."""
+    now = timezone.now()
+    changed = Order.objects.filter(pk=order_id, status=Status.QUEUED).update(
+        status=Status.CANCELLED, finished_at=now, last_error="cancelled before it started"
+    )
+    return Outcome(True, f"order {order_id} cancelled") if changed else _refusal(order_id, "cancelled", "queued")
+
+
+def retry(order_id) -> Outcome:
+    """Put a dead-lettered order back in the queue with a fresh set of tries."""
+    with transaction.atomic():
+        changed = Order.objects.filter(pk=order_id, status=Status.DEAD).update(
+            status=Status.QUEUED, run_after=timezone.now(), finished_at=None, worker="",
+            uncounted_attempts=F("attempt"),
+        )
+        if changed:
+            notify_after_commit()
+    return Outcome(True, f"order {order_id} queued again") if changed else _refusal(order_id, "retried", "dead")
+
+
+# --- housekeeping ----------------------------------------------------------------------
+
+
+def expire_overdue(now=None) -> int:
+    """Orders not started before their time-to-live ran out never run: mark them expired."""
+    now = now or timezone.now()
+    return Order.objects.filter(status=Status.QUEUED, expires_at__lte=now).update(
+        status=Status.EXPIRED, finished_at=now, last_error="expired before it started"
+    )
+
+
+def requeue_lapsed(now=None) -> int:
+    """Runs whose lease lapsed (a stuck oven) lose their order: retry it elsewhere, or
+    dead-letter it if that was its last try. The stuck run's token is now stale."""
+    now = now or timezone.now()
+    lapsed = Order.objects.filter(status=Status.RUNNING, lease_expires_at__lte=now)
+    exhausted = Q(attempt__gte=F("uncounted_attempts") + F("max_attempts"))
+    reason = "visibility timeout lapsed"
+    with transaction.atomic():
+        dead = lapsed.filter(exhausted).update(
+            status=Status.DEAD, finished_at=now, lease_expires_at=None, last_error=reason,
+            history=AppendAttempt(now, "lapsed", reason),
+        )
+        requeued = lapsed.exclude(exhausted).update(
+            status=Status.QUEUED, worker="", lease_expires_at=None, run_after=now, last_error=reason,
+            history=AppendAttempt(now, "lapsed", reason),
+        )
+        if requeued:
+            notify_after_commit()
+    return requeued + dead
+
+
+def requeue_running_on(worker: str, reason: str) -> int:
+    """Every order running on ``worker`` goes back to the queue, without using a try
+    (the worker stopped or was lost; the handler did not fail)."""
+    now = timezone.now()
+    with transaction.atomic():
+        requeued = Order.objects.filter(status=Status.RUNNING, worker=worker).update(
+            **_requeue_fields(now, "requeued", reason)
+        )
+        if requeued:
+            notify_after_commit()
+    return requeued
+
+
+def prune_finished(older_than: float | None = None, batch: int = 5000) -> int:
+    """Delete finished orders older than the retention period, a batch at a time so no
+    transaction grows large."""
+    retention = conf.get().retention if older_than is None else older_than
+    cutoff = timezone.now() - timedelta(seconds=retention)
+    old = Order.objects.finished().filter(finished_at__lt=cutoff)
+    pruned = 0
+    while ids := list(old.values_list("id", flat=True)[:batch]):
+        pruned += Order.objects.filter(id__in=ids).delete()[0]
+    return pruned

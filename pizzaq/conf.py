@@ -1,0 +1,65 @@
+"""pizzaq's own settings: one typed place for every PIZZAQ_* knob and its default.
+
+Each field can be set in the environment as PIZZAQ_<FIELD> (durations in seconds) or in
+Django settings through the ``PIZZAQ`` dict. Code reads them through ``get()`` so that
+``override_settings(PIZZAQ=...)`` works in tests.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PizzaqConf:
+    # Orders hash by routing key into this many buckets; fixed for the life of a database.
+    buckets: int = 1024
+    # How often a worker proves it is alive.
+    heartbeat_interval: float = 2.0
+    # A worker silent for this long is declared dead by the notifier.
+    worker_timeout: float = 10.0
+    # A running order whose lease is older than this is requeued (a stuck oven).
+    visibility_timeout: float = 300.0
+    # Attempts before an order is dead-lettered.
+    max_attempts: int = 3
+    # Exponential backoff between attempts: base * 2**(attempt-1), capped, with jitter.
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 300.0
+    # Finished orders older than this are pruned.
+    retention: float = 7 * 24 * 3600.0
+    # Largest accepted payload, as encoded JSON.
+    max_payload_bytes: int = 64 * 1024
+    # How often an idle worker looks for work when no NOTIFY wakes it.
+    poll_interval: float = 1.0
+    # Seconds a stopping worker waits for its running orders before releasing them.
+    shutdown_grace: float = 30.0
+    # How often housekeeping (expiry, lapsed leases, pruning) runs.
+    housekeeping_interval: float = 2.0
+    # Modules whose import registers order handlers.
+    handler_modules: tuple = ("orders.menu",)
+    # Largest page the list API returns.
+    max_page_size: int = 200
+
+
+def _parse(field: dataclasses.Field, raw: str):
+    if field.type in ("tuple", tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    kind = {"int": int, "float": float}.get(field.type, field.type)
+    return kind(raw)
+
+
+def overrides_from_environ(environ=os.environ) -> dict:
+    """Read PIZZAQ_<FIELD> variables into a dict of typed overrides."""
+    overrides = {}
+    for field in dataclasses.fields(PizzaqConf):
+        raw = environ.get(f"PIZZAQ_{field.name.upper()}")
+        if raw not in (None, ""):
+            overrides[field.name] = _parse(field, raw)
+    return overrides
+
+
+def get() -> PizzaqConf:
+    """The effective settings: defaults overlaid with ``settings.PIZZAQ``."""
+    from django.conf import settings
+
+    return PizzaqConf(**getattr(settings, "PIZZAQ", {}))

@@ -1,0 +1,101 @@
+"""Fixtures shared by every test: settings overrides, the database other processes see,
+and real worker processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests are skipped, visibly, when the suite runs on SQLite."""
+    from django.db import connections
+
+    if connections["default"].vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL; this run is on SQLite")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def pizzaq_settings(settings):
+    """Set PIZZAQ_* values for one test: ``pizzaq_settings(max_attempts=2)``."""
+
+    def apply(**values):
+        settings.PIZZAQ = {**settings.PIZZAQ, **values}
+
+    return apply
+
+
+def database_url() -> str:
+    """A URL for the test database, for processes the tests start."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params["PASSWORD"] else "")
+    return f"postgres://{auth}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def process_env(**overrides) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+class Processes:
+    """Real subprocesses started by a test; whatever is left is killed at teardown."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.started = tmp_path, []
+
+    def worker(self, name: str, concurrency: int = 1, **env) -> subprocess.Popen:
+        return self.start(["runworker", "--name", name, "--concurrency", str(concurrency)], name, **env)
+
+    def start(self, args: list[str], label: str, **env) -> subprocess.Popen:
+        log = open(self.tmp_path / f"{label}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=process_env(**env),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        process.log_path = log.name
+        self.started.append(process)
+        return process
+
+    def stop_all(self):
+        for process in self.started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+
+@pytest.fixture
+def processes(tmp_path, transactional_db):
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The default hasher is slow on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

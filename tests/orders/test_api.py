@@ -1,0 +1,194 @@
+"""The JSON API: 202 only after commit, reads, listing, and a clear 4xx for bad input."""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from orders.models import ApiToken, Order, Status
+from orders.services import claim, complete, place_order
+from orders.tokens import create_token
+from tests.orders.test_place import count_from_another_connection
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("cashier", password="secret-pass")
+
+
+@pytest.fixture
+def api(client, user):
+    """A client that sends the user's bearer token."""
+    _, key = create_token(user, "tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
+
+
+def post_json(client, body, **extra):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post("/api/orders", data=data, content_type="application/json", **extra)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_place_answers_202_with_an_id_only_once_the_order_is_committed(api):
+    response = post_json(api, {"kind": "bake", "payload": {"pizza": "funghi"}, "priority": 10})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["url"] == f"/api/orders/{body['id']}"
+    assert response["Location"] == body["url"]
+    order = Order.objects.get(pk=body["id"])
+    assert count_from_another_connection(order.pk) == 1
+    assert (order.kind, order.payload, order.priority) == ("bake", {"pizza": "funghi"}, 10)
+
+
+@pytest.mark.django_db
+def test_get_order_shows_status_attempt_worker_result_and_times(api):
+    order = place_order("bake")
+    [running] = claim("S2", 1)
+    complete(running, "S2", running.attempt, {"baked": "margherita"})
+
+    body = api.get(f"/api/orders/{order.pk}").json()
+
+    assert body["status"] == "done" and body["attempt"] == 1 and body["worker"] == "S2"
+    assert body["result"] == {"baked": "margherita"} and body["error"] is None
+    assert body["created_at"] and body["started_at"] and body["finished_at"]
+    assert body["history"][0]["worker"] == "S2"
+
+
+@pytest.mark.django_db
+def test_list_filters_by_status_and_kind_and_pages_with_a_cursor(api):
+    for _ in range(3):
+        place_order("bake")
+    place_order("deliver")
+    Order.objects.filter(kind="deliver").update(status=Status.DONE)
+
+    first = api.get("/api/orders", {"kind": "bake", "status": "queued", "limit": 2}).json()
+    second = api.get("/api/orders", {"kind": "bake", "status": "queued", "limit": 2,
+                                     "cursor": first["next_cursor"]}).json()
+
+    assert [o["kind"] for o in first["results"]] == ["bake", "bake"]
+    assert len(second["results"]) == 1 and second["next_cursor"] is None
+    ids = [o["id"] for o in first["results"] + second["results"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 3
+    assert [o["kind"] for o in api.get("/api/orders", {"status": "done"}).json()["results"]] == ["deliver"]
+
+
+@pytest.mark.django_db
+def test_page_size_is_capped(api, pizzaq_settings):
+    pizzaq_settings(max_page_size=2)
+    for _ in range(4):
+        place_order("noop")
+
+    assert len(api.get("/api/orders", {"limit": 1000}).json()["results"]) == 2
+
+
+@pytest.mark.django_db
+def test_unknown_order_is_404(api):
+    response = api.get("/api/orders/01a20961-d40d-706e-b083-2b35d13d6c4c")
+
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+BAD_PLACEMENTS = [
+    ("{not json", 400, "malformed_json"),
+    ([1, 2], 400, "invalid"),
+    ({"payload": {}}, 400, "invalid"),
+    ({"kind": "pineapple"}, 400, "unknown_kind"),
+    ({"kind": "bake", "priority": 101}, 400, "invalid"),
+    ({"kind": "bake", "priority": -101}, 400, "invalid"),
+    ({"kind": "bake", "payload": "margherita"}, 400, "invalid"),
+    ({"kind": "bake", "size": "XL"}, 400, "unknown_field"),
+    ({"kind": "bake", "payload": {"notes": "x" * 70_000}}, 413, "payload_too_large"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body, status, code", BAD_PLACEMENTS)
+def test_bad_placements_get_a_clear_4xx_and_write_nothing(api, body, status, code):
+    response = post_json(api, body)
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_limit_is_refused_before_it_is_parsed(api, pizzaq_settings):
+    pizzaq_settings(max_payload_bytes=1024)
+    huge = json.dumps({"kind": "bake", "payload": {"notes": "x" * 40_000}})
+
+    response = post_json(api, huge)
+
+    assert response.status_code == 413 and Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", [None, "Bearer pzq_wrong", "Basic abc", "Bearer "])
+def test_missing_or_wrong_token_is_401_and_writes_nothing(client, user, header):
+    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+
+    response = post_json(client, {"kind": "bake"}, **extra)
+
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert client.get("/api/orders", **extra).status_code == 401
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_revoked_and_expired_tokens_are_refused(client, user):
+    from django.utils import timezone
+
+    token, key = create_token(user, "old")
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+
+    response = post_json(client, {"kind": "bake"}, HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    assert response.status_code == 401 and Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_wrong_method_is_405_with_allow(api):
+    order = place_order("bake")
+
+    response = api.delete(f"/api/orders/{order.pk}")
+
+    assert response.status_code == 405 and response["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert Order.objects.filter(status=Status.QUEUED).count() == 1
+
+
+@pytest.mark.django_db
+def test_tokens_are_stored_only_as_hashes_and_record_last_use(api, user):
+    key = api.defaults["HTTP_AUTHORIZATION"].split()[1]
+    api.get("/api/orders")
+
+    token = ApiToken.objects.get(user=user)
+    assert key not in json.dumps(list(ApiToken.objects.values()), default=str)
+    assert token.last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_a_staff_session_may_read_but_a_plain_session_may_not(client, user):
+    client.force_login(user)
+    assert client.get("/api/orders").status_code == 401
+
+    user.is_staff = True
+    user.save()
+    assert client.get("/api/orders").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_staff_session_needs_the_csrf_token_to_place(user):
+    from django.test import Client
+
+    user.is_staff = True
+    user.save()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+
+    response = post_json(browser, {"kind": "bake"})
+
+    assert response.status_code == 403 and Order.objects.count() == 0

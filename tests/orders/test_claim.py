@@ -1,0 +1,99 @@
+"""Claiming: order of service, readiness, and no order claimed twice."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from orders.models import Order, Status
+from orders.services import OrderSpec, claim, place_order, place_orders
+
+
+@pytest.mark.django_db
+def test_claim_serves_highest_priority_first_and_oldest_first_within_a_priority():
+    placed = [place_order("noop", {"n": n}, priority=p) for n, p in enumerate([0, 5, 0, -3, 5, 100])]
+
+    taken = [claim("S0", 1)[0].payload["n"] for _ in placed]
+
+    assert taken == [5, 1, 4, 0, 2, 3]
+
+
+@pytest.mark.django_db
+def test_claim_marks_orders_running_with_a_fresh_fencing_token():
+    place_orders([OrderSpec("noop") for _ in range(3)])
+
+    claimed = claim("S0", 2)
+
+    assert len(claimed) == 2
+    for order in claimed:
+        order.refresh_from_db()
+        assert (order.status, order.worker, order.attempt) == (Status.RUNNING, "S0", 1)
+        assert order.lease_expires_at > timezone.now()
+    assert Order.objects.filter(status=Status.QUEUED).count() == 1
+
+
+@pytest.mark.django_db
+def test_claim_never_returns_more_than_its_limit():
+    place_orders([OrderSpec("noop") for _ in range(10)])
+
+    assert [len(claim("S0", 3)) for _ in range(5)] == [3, 3, 3, 1, 0]
+
+
+@pytest.mark.django_db
+def test_claim_skips_orders_not_yet_due_and_orders_past_their_ttl():
+    place_order("noop", delay=60)
+    expired = place_order("noop", ttl=30)
+    Order.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert claim("S0", 10) == []
+
+
+@pytest.mark.django_db
+def test_pinned_orders_go_only_to_their_shop():
+    place_order("deliver", pinned_to="S1")
+
+    assert claim("S0", 10) == []
+    assert len(claim("S1", 10)) == 1
+
+
+@pytest.mark.django_db
+def test_claim_with_buckets_takes_only_orders_in_those_buckets(pizzaq_settings):
+    pizzaq_settings(buckets=4)
+    placed = place_orders([OrderSpec("noop", routing_key=f"customer-{n}") for n in range(40)])
+    wanted = {placed[0].bucket}
+
+    claimed = claim("S0", 100, buckets=wanted)
+
+    assert {order.bucket for order in claimed} == wanted
+    assert len(claimed) == sum(order.bucket in wanted for order in placed)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_never_claim_an_order_twice():
+    place_orders([OrderSpec("noop") for _ in range(2000)])
+    claims: dict[str, list] = {f"C{n}": [] for n in range(4)}
+    start = threading.Barrier(4)
+
+    def claimer(name):
+        start.wait()
+        try:
+            while batch := claim(name, 25):
+                claims[name].extend(order.pk for order in batch)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer, args=(name,)) for name in claims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    every_claim = [pk for pks in claims.values() for pk in pks]
+    assert len(every_claim) == 2000
+    assert len(set(every_claim)) == 2000
+    assert all(claims.values()), "each claimer should have won some orders"
+    for name, pks in claims.items():
+        assert Order.objects.filter(pk__in=pks, worker=name, attempt=1).count() == len(pks)

@@ -1,0 +1,114 @@
+"""Placing orders: durable acknowledgement, validation, buckets."""
+
+import sqlite3
+
+import psycopg
+import pytest
+from django.db import connection
+
+from orders.models import Order, Status
+from orders.routing import bucket_for
+from orders.services import OrderRejected, OrderSpec, place_order, place_orders
+
+
+def count_from_another_connection(order_id) -> int:
+    """Look for the order through a connection of our own, outside Django's."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        with sqlite3.connect(params["NAME"]) as other:
+            return other.execute("SELECT count(*) FROM orders_order WHERE id = ?", [order_id.hex]).fetchone()[0]
+    with psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"]) as other:
+        return other.execute("SELECT count(*) FROM orders_order WHERE id = %s", [order_id]).fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_placed_order_is_visible_to_another_connection_when_place_order_returns():
+    order = place_order("bake", {"pizza": "diavola"}, priority=5)
+
+    assert count_from_another_connection(order.id) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_placed_orders_are_all_visible_to_another_connection():
+    orders = place_orders([OrderSpec("noop") for _ in range(50)])
+
+    assert sum(count_from_another_connection(order.id) for order in orders) == 50
+
+
+@pytest.mark.django_db
+def test_order_defaults_routing_key_to_its_id_and_bucket_to_its_hash(pizzaq_settings):
+    pizzaq_settings(buckets=64)
+    order = place_order("bake")
+
+    order.refresh_from_db()
+    assert order.status == Status.QUEUED
+    assert order.routing_key == str(order.id)
+    assert order.bucket == bucket_for(str(order.id), 64)
+
+
+@pytest.mark.django_db
+def test_orders_of_one_routing_key_share_a_bucket():
+    buckets = {place_order("deliver", routing_key="customer-42").bucket for _ in range(5)}
+
+    assert len(buckets) == 1
+
+
+def test_bucket_hash_is_stable_across_processes():
+    # blake2b, not Python's salted hash(): these values must never change.
+    assert bucket_for("customer-42", 1024) == bucket_for("customer-42", 1024)
+    assert [bucket_for(key, 1024) for key in ("a", "b", "customer-42")] == [
+        bucket_for(key, 1024) for key in ("a", "b", "customer-42")
+    ]
+    assert all(0 <= bucket_for(str(n), 7) < 7 for n in range(100))
+
+
+@pytest.mark.django_db
+def test_delay_and_ttl_set_run_after_and_expiry():
+    order = place_order("bake", delay=60, ttl=120)
+
+    assert 59 <= (order.run_after - order.created_at).total_seconds() <= 61
+    assert 119 <= (order.expires_at - order.created_at).total_seconds() <= 121
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind, payload, options, field",
+    [
+        ("no-such-kind", {}, {}, "kind"),
+        ("", {}, {}, "kind"),
+        ("bake", {}, {"priority": 101}, "priority"),
+        ("bake", {}, {"priority": -101}, "priority"),
+        ("bake", {}, {"priority": "high"}, "priority"),
+        ("bake", [1, 2], {}, "payload"),
+        ("bake", {"when": object()}, {}, "payload"),
+        ("bake", {}, {"delay": -1}, "delay"),
+        ("bake", {}, {"ttl": "soon"}, "ttl"),
+        ("bake", {}, {"delay": 10, "ttl": 5}, "ttl"),
+        ("bake", {}, {"max_attempts": 0}, "max_attempts"),
+        ("bake", {}, {"routing_key": "k" * 201}, "routing_key"),
+    ],
+)
+def test_bad_orders_are_refused_and_nothing_is_written(kind, payload, options, field):
+    with pytest.raises(OrderRejected) as rejected:
+        place_order(kind, payload, **options)
+
+    assert rejected.value.field == field
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_payload_over_the_limit_is_refused(pizzaq_settings):
+    pizzaq_settings(max_payload_bytes=100)
+
+    with pytest.raises(OrderRejected, match="limit is 100") as rejected:
+        place_order("bake", {"notes": "x" * 200})
+    assert rejected.value.code == "payload_too_large"
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_one_bad_spec_in_a_bulk_placement_writes_none_of_them():
+    with pytest.raises(OrderRejected):
+        place_orders([OrderSpec("noop"), OrderSpec("noop"), OrderSpec("noop", priority=500)])
+
+    assert Order.objects.count() == 0

@@ -1,0 +1,13 @@
+"""Writing the audit trail. Call inside the transaction that makes the change, so an
+event exists exactly when its change committed."""
+
+import logging
+
+from workers.models import Event
+
+log = logging.getLogger("pizzaq.events")
+
+
+def record(kind: str, message: str, *, worker: str = "", actor: str = "", data: dict | None = None) -> Event:
+    log.info(message)
+    return Event.objects.create(kind=kind, message=message, worker=worker, actor=actor, data=data or {})

@@ -1,0 +1,86 @@
+"""Who makes the orders: worker processes, bucket ownership and the audit trail."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class WorkerStatus(models.TextChoices):
+    # Registered and heartbeating; claims orders in the buckets it owns.
+    ALIVE = "alive"
+    # Received a stop signal: finishing what it runs, claiming nothing new.
+    STOPPING = "stopping"
+    # Stopped cleanly and deregistered.
+    LEFT = "left"
+    # Missed its heartbeats, or was force-failed: its orders were moved.
+    DEAD = "dead"
+
+
+LIVE = (WorkerStatus.ALIVE, WorkerStatus.STOPPING)
+
+
+class WorkerQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(status__in=LIVE)
+
+
+class Worker(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    # Bumped on every registration under this name; with the name it identifies one
+    # process, so a fenced-off predecessor cannot heartbeat for its successor.
+    incarnation = models.IntegerField(default=0)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    concurrency = models.IntegerField(default=1)
+    status = models.CharField(max_length=10, choices=WorkerStatus.choices, default=WorkerStatus.ALIVE)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=WorkerStatus.values), name="worker_status_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE
+
+    def heartbeat_age(self, now=None) -> float:
+        return ((now or timezone.now()) - self.last_heartbeat).total_seconds()
+
+
+class EventKind(models.TextChoices):
+    JOINED = "joined"
+    LEFT = "left"
+    DIED = "died"
+    FORCE_FAILED = "force_failed"
+    REASSIGNED = "reassigned"
+    FENCED = "fenced"
+    LEADER = "leader"
+    ACTION = "action"
+
+
+class Event(models.Model):
+    """One membership change or one action a person took, written in the same
+    transaction as the change itself."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    worker = models.CharField(max_length=100, blank=True, default="")
+    actor = models.CharField(max_length=150, blank=True, default="", help_text="Who did it")
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.message

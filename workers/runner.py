@@ -1,0 +1,171 @@
+"""The worker loop: claim what fits, run it on a thread pool, record the outcome with
+this run's fencing token, heartbeat on the side, stop gracefully."""
+
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from django.db import close_old_connections, connection, transaction
+
+from orders import services
+from orders.handlers import UnknownKind, get_handler
+from orders.models import Order
+from orders.notify import ORDERS_CHANNEL
+from pizzaq import conf
+from workers import membership
+from workers.listener import Listener
+
+log = logging.getLogger("pizzaq.worker")
+
+
+class Fenced(Exception):
+    """This run lost its order; whatever it did inside the completion transaction is undone."""
+
+
+class Runner:
+    def __init__(self, name: str, concurrency: int = 4, grace: float | None = None):
+        self.name, self.concurrency = name, concurrency
+        self.grace = conf.get().shutdown_grace if grace is None else grace
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.running: dict = {}
+        self.worker = None
+        self.fenced_off = False
+        self.signals_seen = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped; returns the process exit code."""
+        self.worker = membership.register(self.name, self.concurrency)
+        log.info("%s started: concurrency %d, pid %d", self.name, self.concurrency, os.getpid())
+        self._start_side_threads()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.name) as pool:
+            self._loop(pool)
+            self._shut_down(pool)
+            # Handlers still running after the grace period were released; do not
+            # wait for them (their results will be refused by the fence anyway).
+            if self.running:
+                os._exit(0 if not self.fenced_off else 3)
+        return 3 if self.fenced_off else 0
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopping.is_set():
+            log.info("%s stopping (%s): no new claims, finishing running orders", self.name, reason)
+        self.stopping.set()
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.signals_seen += 1
+        if self.signals_seen > 1:
+            # A second signal means now: the notifier will recover what was running.
+            log.warning("%s: second signal, exiting at once", self.name)
+            os._exit(1)
+        self.request_stop(signal.Signals(signum).name)
+
+    def _start_side_threads(self) -> None:
+        threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True).start()
+        if connection.vendor == "postgresql":
+            Listener(ORDERS_CHANNEL, self.wake, self.stopping).start()
+
+    # --- the main loop -----------------------------------------------------------------
+
+    def _loop(self, pool) -> None:
+        poll = conf.get().poll_interval
+        while not self.stopping.is_set():
+            self.wake.clear()
+            free = self.concurrency - len(self.running)
+            claimed = services.claim(self.name, free) if free else []
+            for order in claimed:
+                self._submit(pool, order)
+            if len(claimed) < free or not free:
+                self.wake.wait(poll)
+
+    def _submit(self, pool, order: Order) -> None:
+        log.info("%s claimed order %s (%s, priority %d, attempt %d)",
+                 self.name, order.pk, order.kind, order.priority, order.attempt)
+        future = pool.submit(self._process, order)
+        self.running[order.pk] = (order, future)
+        future.add_done_callback(lambda done, pk=order.pk: self._finished(pk, done))
+
+    def _finished(self, pk, future) -> None:
+        if future.exception() is not None:
+            # Recording the outcome itself failed (database gone?); the order's lease
+            # will lapse and it will be retried elsewhere.
+            log.error("%s could not record the outcome of order %s: %r", self.name, pk, future.exception())
+        self.running.pop(pk, None)
+        self.wake.set()
+
+    # --- one order ---------------------------------------------------------------------
+
+    def _process(self, order: Order) -> None:
+        started = time.monotonic()
+        try:
+            outcome = self._run_handler(order)
+        except Fenced as fenced:
+            log.warning("%s discarded its result: %s", self.name, fenced)
+            return
+        except Exception:
+            outcome = services.fail(order, self.name, order.attempt, traceback.format_exc())
+        finally:
+            close_old_connections()
+        elapsed = time.monotonic() - started
+        if outcome:
+            log.info("%s: %s (%.2f s)", self.name, outcome.message, elapsed)
+        else:
+            log.warning("%s discarded its result: %s", self.name, outcome.message)
+
+    def _run_handler(self, order: Order):
+        try:
+            handler = get_handler(order.kind)
+        except UnknownKind as error:
+            return services.fail(order, self.name, order.attempt, f"UnknownKind: {error}")
+        if handler.visibility_timeout:
+            services.extend(order, self.name, order.attempt, handler.visibility_timeout)
+        if not handler.atomic:
+            return services.complete(order, self.name, order.attempt, handler.func(order))
+        with transaction.atomic():
+            result = handler.func(order)
+            outcome = services.complete(order, self.name, order.attempt, result)
+            if not outcome:
+                # Roll back the handler's writes too: another run owns this order now.
+                raise Fenced(outcome.message)
+            return outcome
+
+    # --- heartbeat and shutdown --------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = conf.get().heartbeat_interval
+        while not self.stopping.wait(interval):
+            try:
+                alive = membership.heartbeat(self.worker)
+            except Exception as error:  # the database may be briefly unreachable
+                log.warning("%s heartbeat failed: %s", self.name, error)
+                continue
+            if not alive:
+                self.fenced_off = True
+                log.error("%s was declared dead and its orders were moved; exiting "
+                          "(restart it to rejoin as a new incarnation)", self.name)
+                self.request_stop("fenced off")
+        close_old_connections()
+
+    def _shut_down(self, pool) -> None:
+        if not self.fenced_off:
+            membership.mark_stopping(self.worker)
+        futures = [future for _, future in list(self.running.values())]
+        _, unfinished = wait(futures, timeout=self.grace)
+        if unfinished:
+            log.warning("%s: %d orders still running after %.0f s grace; releasing them",
+                        self.name, len(unfinished), self.grace)
+        if not self.fenced_off:
+            membership.deregister(self.worker, "stopped")
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.info("%s stopped", self.name)
