@@ -19,16 +19,20 @@ class Handler:
     atomic: bool = False
     # Lease length for this kind, when it differs from PIZZAQ_VISIBILITY_TIMEOUT.
     visibility_timeout: float | None = None
+    # The longest a run may take. Past it the worker stops renewing the lease, so the
+    # run counts as stuck and the order is handed to another shop. None: no limit.
+    timeout: float | None = None
 
 
 _registry: dict[str, Handler] = {}
 
 
-def handler(kind: str, *, atomic: bool = False, visibility_timeout: float | None = None):
+def handler(kind: str, *, atomic: bool = False, visibility_timeout: float | None = None,
+            timeout: float | None = None):
     """Register the decorated function as the handler of ``kind``."""
 
     def register(func):
-        _registry[kind] = Handler(kind, func, atomic, visibility_timeout)
+        _registry[kind] = Handler(kind, func, atomic, visibility_timeout, timeout)
         return func
 
     return register

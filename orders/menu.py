@@ -12,9 +12,10 @@ def _seconds(order, default: float) -> float:
     return float(order.payload.get("seconds", default))
 
 
-@handler("bake")
+@handler("bake", timeout=60)
 def bake(order):
-    """Bake a pizza: takes payload["seconds"] (3 by default)."""
+    """Bake a pizza: takes payload["seconds"] (3 by default). A bake over a minute is a
+    stuck oven: its lease lapses and another shop bakes it."""
     time.sleep(_seconds(order, 3))
     return {"baked": order.payload.get("pizza", "margherita")}
 

@@ -24,7 +24,8 @@ from orders.specs import OrderRejected, OrderSpec, build_order
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
     "complete", "fail", "extend", "release", "cancel", "retry", "expire_overdue",
-    "requeue_lapsed", "requeue_running_on", "prune_finished", "backoff_delay",
+    "requeue_lapsed", "requeue_running_on", "close_pinned", "renew_leases", "prune_finished",
+    "backoff_delay",
 ]
 
 log = logging.getLogger("pizzaq.orders")
@@ -68,7 +69,7 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
 
 def _claimable(worker: str, buckets, now):
     """Ready orders this worker may take: its buckets' orders and those pinned to it."""
-    mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=list(buckets))
+    mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=buckets)
     return Order.objects.ready(now).filter(mine | Q(pinned_to=worker)).claim_order()
 
 
@@ -85,7 +86,10 @@ def _claim_fields(worker: str, now) -> dict:
 
 
 def claim(worker: str, limit: int = 1, *, buckets=None) -> list[Order]:
-    """Atomically take up to ``limit`` ready orders, highest priority first."""
+    """Atomically take up to ``limit`` ready orders, highest priority first.
+
+    ``buckets`` (bucket numbers, or a subquery of them) limits the claim to the
+    worker's own buckets; orders pinned to the worker are always its own."""
     if limit < 1:
         return []
     now = timezone.now()
@@ -193,6 +197,14 @@ def extend(order: Order, worker: str, attempt: int, seconds: float) -> Outcome:
     )
 
 
+def renew_leases(worker: str, order_ids, seconds: float) -> int:
+    """Push the leases of ``worker``'s running orders ``seconds`` ahead (one UPDATE)."""
+    lease = timezone.now() + timedelta(seconds=seconds)
+    return Order.objects.filter(pk__in=list(order_ids), status=Status.RUNNING, worker=worker).update(
+        lease_expires_at=lease
+    )
+
+
 def release(order: Order, worker: str, attempt: int, reason: str) -> Outcome:
     """Give a claimed order back to the queue without using up one of its tries."""
     now = timezone.now()
@@ -288,6 +300,17 @@ def requeue_running_on(worker: str, reason: str) -> int:
         if requeued:
             notify_after_commit()
     return requeued
+
+
+def close_pinned(worker: str) -> int:
+    """Take-away orders cannot move: when their shop is gone they fail, saying why."""
+    now = timezone.now()
+    reason = f"shop {worker} closed; order not moved"
+    pinned = Order.objects.filter(pinned_to=worker, status__in=[Status.QUEUED, Status.RUNNING])
+    return pinned.update(
+        status=Status.DEAD, finished_at=now, lease_expires_at=None, last_error=reason,
+        history=AppendAttempt(now, "closed", reason),
+    )
 
 
 def prune_finished(older_than: float | None = None, batch: int = 5000) -> int:

@@ -18,8 +18,9 @@ class PizzaqConf:
     heartbeat_interval: float = 2.0
     # A worker silent for this long is declared dead by the notifier.
     worker_timeout: float = 10.0
-    # A running order whose lease is older than this is requeued (a stuck oven).
-    visibility_timeout: float = 300.0
+    # A running order's lease; its worker renews it while the order runs, so it lapses
+    # only when the worker is gone or the run is stuck (past its kind's timeout).
+    visibility_timeout: float = 30.0
     # Attempts before an order is dead-lettered.
     max_attempts: int = 3
     # Exponential backoff between attempts: base * 2**(attempt-1), capped, with jitter.

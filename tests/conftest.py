@@ -46,7 +46,8 @@ def database_url() -> str:
 
 
 def process_env(**overrides) -> dict:
-    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
+           "PIZZAQ_HANDLER_MODULES": TEST_HANDLER_MODULES}
     env.update({key: str(value) for key, value in overrides.items()})
     return env
 
@@ -59,6 +60,9 @@ class Processes:
 
     def worker(self, name: str, concurrency: int = 1, **env) -> subprocess.Popen:
         return self.start(["runworker", "--name", name, "--concurrency", str(concurrency)], name, **env)
+
+    def notifier(self, identity: str = "N1", **env) -> subprocess.Popen:
+        return self.start(["notifier", "--identity", identity], f"notifier-{identity}", **env)
 
     def start(self, args: list[str], label: str, **env) -> subprocess.Popen:
         log = open(self.tmp_path / f"{label}.log", "w")
@@ -99,3 +103,9 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: 
 def fast_password_hashing(settings):
     # The default hasher is slow on purpose; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# The failover tests' handlers, registered here and in every process the tests start.
+import tests.handlers  # noqa: E402,F401
+
+TEST_HANDLER_MODULES = "orders.menu,tests.handlers"

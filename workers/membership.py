@@ -1,15 +1,22 @@
-"""Joining, heartbeating and leaving: the membership of worker processes."""
+"""Joining, heartbeating, leaving and dying: the membership of worker processes.
+
+Every change runs under the membership lock, rebalances the buckets in the same
+transaction, and writes an Event there, so the audit trail shows only what committed.
+"""
 
 import os
 import socket
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from orders import services
+from orders.services import Outcome
 from pizzaq import conf
 from workers.events import record
-from workers.models import EventKind, Worker, WorkerStatus
+from workers.models import LIVE, EventKind, Worker, WorkerStatus
+from workers.ownership import describe_moves, lock_membership, queued_orders_following, rebalance
 
 
 class NameTaken(RuntimeError):
@@ -21,9 +28,11 @@ def _is_running_elsewhere(worker: Worker, now) -> bool:
 
 
 def register(name: str, concurrency: int = 1) -> Worker:
-    """Join as ``name``: a new row, or a new incarnation of a worker that left or died."""
+    """Join as ``name``: a new row, or a new incarnation of a worker that left or died.
+    The newcomer takes its share of the buckets at once."""
     now = timezone.now()
     with transaction.atomic():
+        lock_membership()
         worker, created = Worker.objects.select_for_update().get_or_create(name=name)
         if not created and _is_running_elsewhere(worker, now):
             raise NameTaken(
@@ -35,8 +44,10 @@ def register(name: str, concurrency: int = 1) -> Worker:
             # its runs are lost with it, so their orders go back to the queue.
             services.requeue_running_on(name, f"{name} restarted")
         _start_incarnation(worker, concurrency, now)
-        record(EventKind.JOINED, f"{name} joined (incarnation {worker.incarnation}, "
-               f"{worker.host} pid {worker.pid}, concurrency {concurrency})", worker=name)
+        changes = rebalance()
+        record(EventKind.JOINED, f"{name} joined (incarnation {worker.incarnation}, {worker.host} pid "
+               f"{worker.pid}, concurrency {concurrency}); took {len(changes)} buckets",
+               worker=name, data={"buckets": sorted(changes)})
     return worker
 
 
@@ -50,9 +61,7 @@ def _start_incarnation(worker: Worker, concurrency: int, now) -> None:
 
 
 def _this_incarnation(worker: Worker):
-    return Worker.objects.filter(
-        pk=worker.pk, incarnation=worker.incarnation, status__in=[WorkerStatus.ALIVE, WorkerStatus.STOPPING]
-    )
+    return Worker.objects.filter(pk=worker.pk, incarnation=worker.incarnation, status__in=LIVE)
 
 
 def heartbeat(worker: Worker) -> bool:
@@ -62,17 +71,66 @@ def heartbeat(worker: Worker) -> bool:
 
 
 def mark_stopping(worker: Worker) -> bool:
-    return bool(_this_incarnation(worker).update(status=WorkerStatus.STOPPING))
+    """A stopping worker claims nothing new, so its buckets go to the others now."""
+    with transaction.atomic():
+        lock_membership()
+        stopping = _this_incarnation(worker).update(status=WorkerStatus.STOPPING)
+        if stopping:
+            rebalance()
+    return bool(stopping)
 
 
 def deregister(worker: Worker, reason: str) -> bool:
     """Leave cleanly: whatever still runs here goes back to the queue first."""
     with transaction.atomic():
+        lock_membership()
         left = _this_incarnation(worker).update(status=WorkerStatus.LEFT, stopped_at=timezone.now())
         if not left:
             # Fenced off already: our orders were moved and the name may be reused.
             return False
         released = services.requeue_running_on(worker.name, f"{worker.name} left: {reason}")
-        record(EventKind.LEFT, f"{worker.name} left ({reason}); {released} orders released",
-               worker=worker.name, data={"released": released})
+        changes = rebalance()
+        record(EventKind.LEFT, f"{worker.name} left ({reason}); {released} running orders released; "
+               + describe_moves(changes, queued_orders_following(changes)),
+               worker=worker.name, data={"released": released, "buckets": sorted(changes)})
     return True
+
+
+@dataclass(frozen=True)
+class Death:
+    """Why a worker is being declared dead, and who says so."""
+
+    kind: str
+    reason: str
+    actor: str = "notifier"
+
+
+def declare_dead(name: str, death: Death, *, silent_since=None) -> Outcome:
+    """Fence ``name`` off: mark it dead, close its pinned orders, requeue its running ones
+    and hand its buckets to the ring's choice, in one transaction.
+
+    With ``silent_since``, only if its last heartbeat is still that old (a heartbeat
+    that lands first wins, and the worker lives)."""
+    with transaction.atomic():
+        lock_membership()
+        victim = Worker.objects.filter(name=name, status__in=LIVE)
+        if silent_since is not None:
+            victim = victim.filter(last_heartbeat__lt=silent_since)
+        if not victim.update(status=WorkerStatus.DEAD, stopped_at=timezone.now()):
+            return Outcome(False, f"worker {name} is not alive" if silent_since is None else f"{name} is alive")
+        closed = services.close_pinned(name)
+        requeued = services.requeue_running_on(name, death.reason)
+        changes = rebalance()
+        moved = queued_orders_following(changes)
+        message = (f"{death.reason}: declared dead; {requeued} running orders requeued, "
+                   f"{closed} pinned orders closed; " + describe_moves(changes, moved))
+        record(death.kind, message, worker=name, actor=death.actor, data={
+            "requeued": requeued, "closed": closed, "moved": dict(moved), "buckets": sorted(changes)})
+    return Outcome(True, message)
+
+
+def force_fail(name: str, actor: str) -> Outcome:
+    """What a detected death does, at once, on a person's say-so."""
+    if not Worker.objects.filter(name=name).exists():
+        return Outcome(False, f"no worker {name}")
+    return declare_dead(name, Death(EventKind.FORCE_FAILED, f"{name} force-failed by {actor}", actor))

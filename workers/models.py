@@ -84,3 +84,31 @@ class Event(models.Model):
 
     def __str__(self):
         return self.message
+
+
+class Bucket(models.Model):
+    """Which live worker owns a bucket of orders. Workers claim only in their buckets."""
+
+    number = models.IntegerField(primary_key=True)
+    owner = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    # Bumped whenever the owner changes.
+    epoch = models.IntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self):
+        return f"bucket {self.number} -> {self.owner or 'nobody'}"
+
+
+class NotifierLease(models.Model):
+    """The single row that says which notifier leads, until when. Works on every database."""
+
+    id = models.IntegerField(primary_key=True, default=1)
+    holder = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField(default=timezone.now)
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.holder or 'nobody'} until {self.expires_at:%H:%M:%S}"

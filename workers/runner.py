@@ -1,5 +1,6 @@
-"""The worker loop: claim what fits, run it on a thread pool, record the outcome with
-this run's fencing token, heartbeat on the side, stop gracefully."""
+"""The worker loop: claim what fits from the buckets this worker owns, run it on a
+thread pool, record the outcome with this run's fencing token; heartbeat and renew
+leases on the side; stop gracefully."""
 
 import logging
 import os
@@ -7,7 +8,9 @@ import signal
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connection, transaction
 
@@ -18,12 +21,22 @@ from orders.notify import ORDERS_CHANNEL
 from pizzaq import conf
 from workers import membership
 from workers.listener import Listener
+from workers.ownership import owned_by
 
 log = logging.getLogger("pizzaq.worker")
+
+EXIT_FENCED = 3
 
 
 class Fenced(Exception):
     """This run lost its order; whatever it did inside the completion transaction is undone."""
+
+
+@dataclass
+class Run:
+    order: Order
+    future: Future
+    started: float = field(default_factory=time.monotonic)
 
 
 class Runner:
@@ -47,15 +60,16 @@ class Runner:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.name) as pool:
             self._loop(pool)
             self._shut_down(pool)
-            # Handlers still running after the grace period were released; do not
-            # wait for them (their results will be refused by the fence anyway).
             if self.running:
-                os._exit(0 if not self.fenced_off else 3)
-        return 3 if self.fenced_off else 0
+                # Runs still going were released (or fenced off): their results would be
+                # refused, so do not wait for them.
+                logging.shutdown()
+                os._exit(EXIT_FENCED if self.fenced_off else 0)
+        return EXIT_FENCED if self.fenced_off else 0
 
     def request_stop(self, reason: str) -> None:
         if not self.stopping.is_set():
-            log.info("%s stopping (%s): no new claims, finishing running orders", self.name, reason)
+            log.info("%s stopping (%s): no new claims", self.name, reason)
         self.stopping.set()
         self.wake.set()
 
@@ -80,26 +94,26 @@ class Runner:
 
     def _loop(self, pool) -> None:
         poll = conf.get().poll_interval
+        mine = owned_by(self.name)
         while not self.stopping.is_set():
             self.wake.clear()
             free = self.concurrency - len(self.running)
-            claimed = services.claim(self.name, free) if free else []
+            claimed = services.claim(self.name, free, buckets=mine) if free > 0 else []
             for order in claimed:
                 self._submit(pool, order)
-            if len(claimed) < free or not free:
+            if len(claimed) < free or free <= 0:
                 self.wake.wait(poll)
 
     def _submit(self, pool, order: Order) -> None:
-        log.info("%s claimed order %s (%s, priority %d, attempt %d)",
-                 self.name, order.pk, order.kind, order.priority, order.attempt)
-        future = pool.submit(self._process, order)
-        self.running[order.pk] = (order, future)
-        future.add_done_callback(lambda done, pk=order.pk: self._finished(pk, done))
+        log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
+                 self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt)
+        self.running[order.pk] = Run(order, pool.submit(self._process, order))
+        self.running[order.pk].future.add_done_callback(lambda done, pk=order.pk: self._finished(pk, done))
 
     def _finished(self, pk, future) -> None:
         if future.exception() is not None:
-            # Recording the outcome itself failed (database gone?); the order's lease
-            # will lapse and it will be retried elsewhere.
+            # Recording the outcome itself failed (database gone?); the lease will
+            # lapse and the order will be retried elsewhere.
             log.error("%s could not record the outcome of order %s: %r", self.name, pk, future.exception())
         self.running.pop(pk, None)
         self.wake.set()
@@ -140,32 +154,49 @@ class Runner:
                 raise Fenced(outcome.message)
             return outcome
 
-    # --- heartbeat and shutdown --------------------------------------------------------
+    # --- heartbeat, leases and shutdown ------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
         interval = conf.get().heartbeat_interval
         while not self.stopping.wait(interval):
             try:
                 alive = membership.heartbeat(self.worker)
+                if alive:
+                    self._renew_leases()
             except Exception as error:  # the database may be briefly unreachable
                 log.warning("%s heartbeat failed: %s", self.name, error)
                 continue
             if not alive:
                 self.fenced_off = True
-                log.error("%s was declared dead and its orders were moved; exiting "
-                          "(restart it to rejoin as a new incarnation)", self.name)
+                log.error("%s was declared dead and its orders were moved elsewhere; exiting without "
+                          "recording any result (start it again to rejoin as a new incarnation)", self.name)
                 self.request_stop("fenced off")
         close_old_connections()
+
+    def _renew_leases(self) -> None:
+        """Renew the lease of every run still within its kind's time limit; a run past it
+        is stuck, and its lease is left to lapse."""
+        default = conf.get().visibility_timeout
+        now = time.monotonic()
+        by_length = defaultdict(list)
+        for pk, run in list(self.running.items()):
+            try:
+                handler = get_handler(run.order.kind)
+            except UnknownKind:
+                continue
+            if handler.timeout is None or now - run.started < handler.timeout:
+                by_length[handler.visibility_timeout or default].append(pk)
+        for seconds, ids in by_length.items():
+            services.renew_leases(self.name, ids, seconds)
 
     def _shut_down(self, pool) -> None:
         if not self.fenced_off:
             membership.mark_stopping(self.worker)
-        futures = [future for _, future in list(self.running.values())]
-        _, unfinished = wait(futures, timeout=self.grace)
-        if unfinished:
-            log.warning("%s: %d orders still running after %.0f s grace; releasing them",
-                        self.name, len(unfinished), self.grace)
-        if not self.fenced_off:
+            runs = [run.future for run in list(self.running.values())]
+            _, unfinished = wait(runs, timeout=self.grace)
+            if unfinished:
+                log.warning("%s: %d orders still running after %.0f s grace; releasing them",
+                            self.name, len(unfinished), self.grace)
             membership.deregister(self.worker, "stopped")
         pool.shutdown(wait=False, cancel_futures=True)
         log.info("%s stopped", self.name)

@@ -1,0 +1,156 @@
+"""Membership in one process: ownership, deaths, force-fail, pinned orders, the notifier's tick."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Order, Status
+from orders.services import OrderSpec, claim, complete, place_order, place_orders
+from workers import leadership
+from workers.hashring import HashRing
+from workers.membership import Death, declare_dead, force_fail, heartbeat, register
+from workers.models import Bucket, Event, EventKind, Worker, WorkerStatus
+from workers.notifier import Notifier
+from workers.ownership import owned_by
+
+pytestmark = pytest.mark.django_db
+
+
+def owners() -> dict[int, str]:
+    return dict(Bucket.objects.values_list("number", "owner"))
+
+
+def silence(name: str, seconds: float = 60) -> None:
+    Worker.objects.filter(name=name).update(last_heartbeat=timezone.now() - timedelta(seconds=seconds))
+
+
+def die(name: str):
+    return declare_dead(name, Death(EventKind.DIED, f"{name} missed heartbeats"))
+
+
+def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizzaq_settings):
+    pizzaq_settings(buckets=256)
+    register("S0")
+    assert set(owners().values()) == {"S0"} and len(owners()) == 256
+
+    before = owners()
+    register("S1")
+    after = owners()
+
+    moved = [b for b in after if after[b] != before[b]]
+    assert all(after[b] == "S1" for b in moved)
+    assert 0.3 * 256 < len(moved) < 0.7 * 256
+    assert after == HashRing(["S0", "S1"]).assignments(256)
+
+
+def test_a_death_moves_exactly_the_dead_workers_orders_and_leaves_the_rest(pizzaq_settings):
+    pizzaq_settings(buckets=64)
+    workers = [register(name) for name in ("S0", "S1", "S2")]
+    place_orders([OrderSpec("bake", routing_key=f"customer-{n}") for n in range(300)])
+    in_s0_oven = claim("S0", 5, buckets=owned_by("S0"))
+    in_s1_oven = claim("S1", 5, buckets=owned_by("S1"))
+    before = owners()
+    queued_owner = {o.pk: before[o.bucket] for o in Order.objects.filter(status=Status.QUEUED)}
+
+    outcome = die("S1")
+
+    after = owners()
+    assert outcome and set(after.values()) == {"S0", "S2"}
+    changed = {pk for pk, owner in queued_owner.items() if after[Order.objects.get(pk=pk).bucket] != owner}
+    assert changed == {pk for pk, owner in queued_owner.items() if owner == "S1"}
+    assert all(Order.objects.get(pk=o.pk).status == Status.RUNNING for o in in_s0_oven)
+    assert all(Order.objects.get(pk=o.pk).status == Status.QUEUED for o in in_s1_oven)
+    assert not complete(in_s1_oven[0], "S1", in_s1_oven[0].attempt, "late")
+    assert not heartbeat(workers[1]) and heartbeat(workers[0])
+
+
+def test_the_death_event_says_how_many_orders_moved_and_where():
+    register("S0"), register("S1"), register("S2")
+    place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(60)])
+    claim("S2", 3, buckets=owned_by("S2"))
+    expected = Order.objects.filter(bucket__in=owned_by("S2")).count()
+
+    die("S2")
+
+    event = Event.objects.get(kind=EventKind.DIED)
+    assert event.worker == "S2"
+    assert event.data["requeued"] == 3 and sum(event.data["moved"].values()) == expected
+    assert set(event.data["moved"]) <= {"S0", "S1"}
+    assert f"{expected} orders moved (" in event.message and "declared dead" in event.message
+
+
+def test_pinned_orders_of_a_dead_shop_fail_with_a_clear_reason():
+    register("S0"), register("S3")
+    take_away = place_order("bake", pinned_to="S3")
+    delivery = place_order("deliver")
+
+    die("S3")
+
+    take_away.refresh_from_db()
+    assert take_away.status == Status.DEAD and take_away.last_error == "shop S3 closed; order not moved"
+    delivery.refresh_from_db()
+    assert delivery.status == Status.QUEUED
+
+
+def test_force_fail_does_what_a_death_does_and_says_who_did_it():
+    register("S0"), register("S1")
+
+    outcome = force_fail("S1", "alice")
+
+    assert outcome and Worker.objects.get(name="S1").status == WorkerStatus.DEAD
+    event = Event.objects.get(kind=EventKind.FORCE_FAILED)
+    assert event.actor == "alice" and "force-failed by alice" in event.message
+    assert set(owners().values()) == {"S0"}
+
+
+def test_force_failing_a_missing_or_dead_worker_is_refused_and_changes_nothing():
+    register("S0")
+    force_fail("S0", "alice")
+    events = Event.objects.count()
+
+    assert force_fail("S9", "alice").message == "no worker S9"
+    assert force_fail("S0", "alice").message == "worker S0 is not alive"
+    assert Event.objects.count() == events
+
+
+def test_a_heartbeat_that_lands_first_keeps_the_worker_alive():
+    register("S0")
+    cutoff = timezone.now() - timedelta(seconds=10)
+
+    assert not declare_dead("S0", Death(EventKind.DIED, "S0 missed heartbeats"), silent_since=cutoff)
+    assert Worker.objects.get(name="S0").status == WorkerStatus.ALIVE
+
+
+def test_the_notifier_buries_silent_workers_only(pizzaq_settings):
+    pizzaq_settings(worker_timeout=5)
+    register("S0"), register("S1")
+    silence("S1")
+    notifier = Notifier("N1")
+
+    assert notifier._lead()
+    notifier.tick()
+
+    assert dict(Worker.objects.values_list("name", "status")) == {"S0": "alive", "S1": "dead"}
+    assert "S1 missed heartbeats for 6" in Event.objects.get(kind=EventKind.DIED).message
+
+
+def test_a_restarted_worker_rejoins_as_a_new_incarnation_and_the_old_one_is_fenced():
+    old = register("S0")
+    force_fail("S0", "alice")
+
+    new = register("S0")
+
+    assert new.incarnation == old.incarnation + 1
+    assert not heartbeat(old) and heartbeat(new)
+
+
+def test_only_one_notifier_leads_until_its_lease_lapses():
+    assert leadership.hold_or_take("N1", 3)
+    assert not leadership.hold_or_take("N2", 3)
+    assert leadership.hold_or_take("N1", 3)
+
+    leadership.give_up("N1")
+
+    assert leadership.hold_or_take("N2", 3)
+    assert not leadership.hold_or_take("N1", 3)
