@@ -192,11 +192,14 @@ class Runner:
     def _shut_down(self, pool) -> None:
         if not self.fenced_off:
             membership.mark_stopping(self.worker)
-            runs = [run.future for run in list(self.running.values())]
-            _, unfinished = wait(runs, timeout=self.grace)
-            if unfinished:
-                log.warning("%s: %d orders still running after %.0f s grace; releasing them",
-                            self.name, len(unfinished), self.grace)
+        # Fenced off or not, let running handlers end: a fenced run's completion is
+        # refused and rolled back, and the log says so.
+        runs = [run.future for run in list(self.running.values())]
+        _, unfinished = wait(runs, timeout=self.grace)
+        if unfinished:
+            log.warning("%s: %d orders still running after %.0f s grace; %s", self.name, len(unfinished),
+                        self.grace, "abandoning them" if self.fenced_off else "releasing them")
+        if not self.fenced_off:
             membership.deregister(self.worker, "stopped")
         pool.shutdown(wait=False, cancel_futures=True)
         log.info("%s stopped", self.name)

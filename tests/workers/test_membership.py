@@ -33,6 +33,8 @@ def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizz
     pizzaq_settings(buckets=256)
     register("S0")
     assert set(owners().values()) == {"S0"} and len(owners()) == 256
+    place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(100)])
+    in_the_oven = claim("S0", 10, buckets=owned_by("S0"))
 
     before = owners()
     register("S1")
@@ -42,6 +44,10 @@ def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizz
     assert all(after[b] == "S1" for b in moved)
     assert 0.3 * 256 < len(moved) < 0.7 * 256
     assert after == HashRing(["S0", "S1"]).assignments(256)
+    # Queued orders in the moved buckets follow them; running ones finish where they are.
+    newcomers = claim("S1", 100, buckets=owned_by("S1"))
+    assert newcomers and all(after[o.bucket] == "S1" for o in newcomers)
+    assert all(complete(o, "S0", o.attempt, "baked") for o in in_the_oven)
 
 
 def test_a_death_moves_exactly_the_dead_workers_orders_and_leaves_the_rest(pizzaq_settings):
