@@ -1,0 +1,52 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from workers.membership import force_fail
+from workers.models import Bucket, Event, Worker
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "heartbeat_age_display", "host", "pid", "concurrency", "incarnation", "started_at"]
+    list_filter = ["status", "host"]
+    search_fields = ["name", "host"]
+    actions = ["force_fail_workers"]
+    readonly_fields = [f.name for f in Worker._meta.fields]
+
+    @admin.display(description="heartbeat age")
+    def heartbeat_age_display(self, worker):
+        return f"{worker.heartbeat_age(timezone.now()):.1f} s"
+
+    @admin.action(description="Force-fail the selected workers (their orders move to live shops)",
+                  permissions=["change"])
+    def force_fail_workers(self, request, queryset):
+        for worker in queryset:
+            outcome = force_fail(worker.name, request.user.get_username())
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome else messages.WARNING)
+
+    def has_add_permission(self, request):
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Bucket)
+class BucketAdmin(ReadOnlyAdmin):
+    list_display = ["number", "owner", "epoch", "changed_at"]
+    list_filter = ["owner"]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "worker", "actor", "message"]
+    list_filter = ["kind", "worker"]
+    search_fields = ["message", "worker", "actor"]
