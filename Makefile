@@ -26,7 +26,8 @@ run: install
 test: test-postgres test-sqlite
 
 test-postgres: install
-	DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	# Connections held open by worker threads would keep the test database from being dropped.
+	CONN_MAX_AGE=0 DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-sqlite: install
 	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)

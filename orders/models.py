@@ -75,6 +75,7 @@ class Order(models.Model):
     objects = OrderQuerySet.as_manager()
 
     class Meta:
+        permissions = [("operate_queue", "Can force-fail workers and cancel or retry orders")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(priority__gte=MIN_PRIORITY) & Q(priority__lte=MAX_PRIORITY),

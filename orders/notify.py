@@ -7,6 +7,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 # Workers LISTEN here for new or newly due orders.
 ORDERS_CHANNEL = "pizzaq_orders"
+# Dashboards LISTEN here (and on ORDERS_CHANNEL) for anything else that changed.
+CHANGES_CHANNEL = "pizzaq_changes"
 
 
 def _sender(channel: str, using: str):

@@ -237,12 +237,17 @@ def _refusal(order_id, action: str, allowed: str) -> Outcome:
 
 
 def cancel(order_id) -> Outcome:
-    """Withdraw an order that has not started."""
+    """Withdraw an order that has not started, or give up on a dead letter for good."""
     now = timezone.now()
-    changed = Order.objects.filter(pk=order_id, status=Status.QUEUED).update(
+    cancellable = Order.objects.filter(pk=order_id, status__in=[Status.QUEUED, Status.DEAD])
+    # A dead letter keeps its error; a queued order says why it never ran.
+    changed = cancellable.filter(status=Status.DEAD).update(status=Status.CANCELLED, finished_at=now)
+    changed = changed or cancellable.update(
         status=Status.CANCELLED, finished_at=now, last_error="cancelled before it started"
     )
-    return Outcome(True, f"order {order_id} cancelled") if changed else _refusal(order_id, "cancelled", "queued")
+    if changed:
+        return Outcome(True, f"order {order_id} cancelled")
+    return _refusal(order_id, "cancelled", "queued or dead")
 
 
 def retry(order_id) -> Outcome:

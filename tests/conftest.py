@@ -65,9 +65,13 @@ class Processes:
         return self.start(["notifier", "--identity", identity], f"notifier-{identity}", **env)
 
     def start(self, args: list[str], label: str, **env) -> subprocess.Popen:
+        """``manage.py`` with ``args``."""
+        return self.start_command([sys.executable, "manage.py", *args], label, **env)
+
+    def start_command(self, command: list[str], label: str, **env) -> subprocess.Popen:
         log = open(self.tmp_path / f"{label}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=process_env(**env),
+            command, cwd=ROOT, env=process_env(**env),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         process.log_path = log.name
@@ -79,6 +83,18 @@ class Processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_stray_sessions(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end the sessions still open on it: killed
+    processes' (the server notices a moment late) and worker threads' of this one."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture
@@ -108,4 +124,4 @@ def fast_password_hashing(settings):
 # The failover tests' handlers, registered here and in every process the tests start.
 import tests.handlers  # noqa: E402,F401
 
-TEST_HANDLER_MODULES = "orders.menu,tests.handlers"
+TEST_HANDLER_MODULES = "orders.menu,orders.tasks_backend,tests.handlers"

@@ -112,3 +112,15 @@ class NotifierLease(models.Model):
 
     def __str__(self):
         return f"{self.holder or 'nobody'} until {self.expires_at:%H:%M:%S}"
+
+
+class QueueSample(models.Model):
+    """The queue's size every few seconds, taken by the notifier, for the dashboard's charts.
+    (Rebuilding past depths from order rows would mean scanning the whole backlog.)"""
+
+    taken_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued = models.IntegerField()
+    running = models.IntegerField()
+
+    class Meta:
+        ordering = ["taken_at"]

@@ -13,19 +13,24 @@ import time
 from datetime import timedelta
 
 from django.db import close_old_connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from orders import services
+from orders.models import Order, Status
 from pizzaq import conf
 from workers import leadership
 from workers.events import record
+from workers.beacon import ChangeBeacon
 from workers.membership import Death, declare_dead
-from workers.models import EventKind, Worker, WorkerStatus
+from workers.models import EventKind, QueueSample, Worker, WorkerStatus
 from workers.ownership import lock_membership, rebalance
 
 log = logging.getLogger("pizzaq.notifier")
 
 PRUNE_EVERY = 60.0
+SAMPLE_EVERY = 5.0
+SAMPLES_KEPT = timedelta(hours=1)
 
 
 class Notifier:
@@ -38,10 +43,12 @@ class Notifier:
         self.lease_seconds = settings.heartbeat_interval * 1.5
         self.stopping = threading.Event()
         self.leading = False
-        self.last_prune = 0.0
+        self.last_prune = self.last_sample = 0.0
+        self.beacon = ChangeBeacon(self.stopping)
 
     def run(self) -> None:
         log.info("notifier %s started (tick %.1f s)", self.identity, self.tick_seconds)
+        self.beacon.start()
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
@@ -71,36 +78,56 @@ class Notifier:
 
     def tick(self) -> None:
         """One round of the leader's duties."""
-        self.bury_silent_workers()
+        changed = self.bury_silent_workers()
         if lapsed := services.requeue_lapsed():
             log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
         if expired := services.expire_overdue():
             log.info("%d orders expired before they started", expired)
-        self.repair_ownership()
-        if time.monotonic() - self.last_prune >= PRUNE_EVERY:
-            self.last_prune = time.monotonic()
-            if pruned := services.prune_finished():
-                log.info("pruned %d finished orders past retention", pruned)
+        changed = self.repair_ownership() or changed or lapsed or expired
+        if self._due("last_prune", PRUNE_EVERY) and (pruned := services.prune_finished()):
+            log.info("pruned %d finished orders past retention", pruned)
+        if self._due("last_sample", SAMPLE_EVERY):
+            self.sample_queue()
+            changed = True
+        if changed:
+            self.beacon.mark()
 
-    def bury_silent_workers(self) -> None:
+    def _due(self, clock: str, every: float) -> bool:
+        if time.monotonic() - getattr(self, clock) < every:
+            return False
+        setattr(self, clock, time.monotonic())
+        return True
+
+    def sample_queue(self) -> None:
+        """Record the queue's depth for the dashboard's chart, and forget old samples."""
+        counts = dict(Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
+                      .values_list("status").annotate(n=Count("id")))
+        QueueSample.objects.create(queued=counts.get(Status.QUEUED, 0), running=counts.get(Status.RUNNING, 0))
+        QueueSample.objects.filter(taken_at__lt=timezone.now() - SAMPLES_KEPT).delete()
+
+    def bury_silent_workers(self) -> bool:
         timeout = conf.get().worker_timeout
         now = timezone.now()
         cutoff = now - timedelta(seconds=timeout)
         silent = Worker.objects.live().filter(last_heartbeat__lt=cutoff)
+        buried = False
         for worker in silent:
             silence = worker.heartbeat_age(now)
             death = Death(EventKind.DIED, f"{worker.name} missed heartbeats for {silence:.1f} s", self.identity)
             outcome = declare_dead(worker.name, death, silent_since=cutoff)
             if outcome:
                 log.warning(outcome.message)
+                buried = True
+        return buried
 
-    def repair_ownership(self) -> None:
+    def repair_ownership(self) -> bool:
         """A safety net: buckets always end up with an alive owner, even after a crash
         between a membership change and its rebalance."""
         if not Worker.objects.filter(status=WorkerStatus.ALIVE).exists():
-            return
+            return False
         with transaction.atomic():
             lock_membership()
             if changes := rebalance():
                 record(EventKind.REASSIGNED, f"{len(changes)} buckets reassigned to match the ring",
                        actor=self.identity, data={"buckets": sorted(changes)})
+        return bool(changes)

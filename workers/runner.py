@@ -20,6 +20,7 @@ from orders.models import Order
 from orders.notify import ORDERS_CHANNEL
 from pizzaq import conf
 from workers import membership
+from workers.beacon import ChangeBeacon
 from workers.listener import Listener
 from workers.ownership import owned_by
 
@@ -46,6 +47,7 @@ class Runner:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.running: dict = {}
+        self.beacon = ChangeBeacon(self.stopping)
         self.worker = None
         self.fenced_off = False
         self.signals_seen = 0
@@ -87,6 +89,7 @@ class Runner:
 
     def _start_side_threads(self) -> None:
         threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True).start()
+        self.beacon.start()
         if connection.vendor == "postgresql":
             Listener(ORDERS_CHANNEL, self.wake, self.stopping).start()
 
@@ -101,6 +104,8 @@ class Runner:
             claimed = services.claim(self.name, free, buckets=mine) if free > 0 else []
             for order in claimed:
                 self._submit(pool, order)
+            if claimed:
+                self.beacon.mark()
             if len(claimed) < free or free <= 0:
                 self.wake.wait(poll)
 
@@ -116,6 +121,7 @@ class Runner:
             # lapse and the order will be retried elsewhere.
             log.error("%s could not record the outcome of order %s: %r", self.name, pk, future.exception())
         self.running.pop(pk, None)
+        self.beacon.mark()
         self.wake.set()
 
     # --- one order ---------------------------------------------------------------------
@@ -163,6 +169,7 @@ class Runner:
                 alive = membership.heartbeat(self.worker)
                 if alive:
                     self._renew_leases()
+                    self.beacon.mark()
             except Exception as error:  # the database may be briefly unreachable
                 log.warning("%s heartbeat failed: %s", self.name, error)
                 continue

@@ -119,10 +119,23 @@ def test_retry_and_cancel_refuse_orders_in_the_wrong_state():
     assert not outcome and outcome.message.endswith("is queued; only dead orders can be retried")
     claim_one()
     outcome = cancel(order.pk)
-    assert not outcome and "is running; only queued orders can be cancelled" in outcome.message
+    assert not outcome and "is running; only queued or dead orders can be cancelled" in outcome.message
     order.refresh_from_db()
     assert order.status == Status.RUNNING
     assert "no order" in cancel("01a20961-d40d-706e-b083-2b35d13d6c4c").message
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_can_be_cancelled_for_good_keeping_its_error():
+    place_order("flaky", max_attempts=1)
+    order = claim_one()
+    fail(order, "S0", order.attempt, "RuntimeError: burnt")
+
+    assert cancel(order.pk)
+
+    order.refresh_from_db()
+    assert order.status == Status.CANCELLED and order.last_error == "RuntimeError: burnt"
+    assert not retry(order.pk)
 
 
 @pytest.mark.django_db

@@ -1,0 +1,135 @@
+"""The dashboard in Chromium against a real daphne, notifier and two workers on PostgreSQL."""
+
+import sys
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect, sync_playwright
+
+from orders.models import Order, Status
+from orders.services import place_order
+from tests.conftest import ROOT, wait_for
+from tests.system.procs import free_port
+from tests.system.test_failover import FAST, alive, order_status, routing_key_owned_by
+
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
+
+ARTIFACTS = ROOT / "test-artifacts"
+expect.set_options(timeout=20_000)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture
+def fast_password_hashing():
+    """The servers here check passwords with Django's real hashers, so keep them."""
+
+
+@pytest.fixture
+def system(processes):
+    """daphne, a notifier and shops S0 and S1; returns the dashboard's address."""
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "pizza")
+    port = free_port()
+    processes.start_command([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                             "pizzaq.asgi:application"], "daphne", **FAST)
+    processes.notifier("N1", **FAST)
+    processes.worker("S0", concurrency=2, **FAST)
+    processes.worker("S1", concurrency=2, **FAST)
+    wait_for(alive("S0", "S1"), timeout=30)
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def page(system, monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the test's own database
+    # reads are still plain synchronous calls, so tell Django they are safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(20_000)
+        wait_for(lambda: _reachable(page, system), timeout=30, interval=0.3, message="daphne")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "pizza")
+        page.click("input[type=submit]")
+        expect(page.locator("#connection")).to_have_text("live")
+        page.evaluate("window.neverReloaded = true")
+        yield page
+        browser.close()
+
+
+def _reachable(page, base_url) -> bool:
+    try:
+        return page.goto(base_url + "/").ok
+    except Exception:
+        return False
+
+
+def shoot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_an_order_placed_with_the_form_goes_queued_running_done_without_a_reload(page):
+    page.fill("#f-payload", '{"seconds": 2}')
+    page.fill("#f-delay", "1.5")
+    page.click("text=Place order")
+    expect(page.locator("#place-ok")).to_contain_text("placed")
+    order = Order.objects.get()
+    row = page.locator(f'#orders tr[data-order="{order.pk}"] .order-status')
+
+    expect(row).to_have_text("queued")
+    shoot(page, "order-queued")
+    expect(row).to_have_text("running")
+    shoot(page, "order-running")
+    expect(row).to_have_text("done")
+    shoot(page, "order-done")
+    assert page.evaluate("window.neverReloaded") is True
+
+
+def test_bad_form_input_shows_an_inline_error_and_places_nothing(page):
+    for field, value, message in [("#f-payload", "{not json", "payload is not valid JSON"),
+                                  ("#f-priority", "500", "priority must be between -100 and 100")]:
+        page.fill("#f-payload", '{"seconds": 1}')
+        page.fill("#f-priority", "0")
+        page.fill(field, value)
+        page.click("text=Place order")
+        expect(page.locator("#place-error")).to_contain_text(message)
+        expect(page.locator(f"{field}[aria-invalid=true]")).to_have_count(1)
+    page.select_option("#f-kind", "flaky")
+    page.evaluate("document.querySelector('#f-kind').add(new Option('pineapple', 'pineapple', true, true))")
+    page.fill("#f-priority", "0")
+    page.click("text=Place order")
+    expect(page.locator("#place-error")).to_contain_text("unknown kind 'pineapple'")
+    shoot(page, "form-error")
+    assert Order.objects.count() == 0
+
+
+def test_force_failing_a_shop_moves_its_orders_recolours_the_ring_and_says_so(page):
+    moved = place_order("bake", {"seconds": 30}, routing_key=routing_key_owned_by("S1"))
+    wait_for(lambda: order_status(moved) == (Status.RUNNING, "S1", 1), message="S1 baking")
+    expect(page.locator('#ring circle[data-owner="S1"]').first).to_be_attached()
+    shoot(page, "before-force-fail")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('#workers tr[data-worker="S1"] button')
+
+    expect(page.locator('#workers tr[data-worker="S1"] .status')).to_have_text("dead")
+    expect(page.locator('#ring circle[data-owner="S1"]')).to_have_count(0)
+    expect(page.locator("#ring-legend")).to_contain_text("S0: 1024 buckets")
+    event = page.locator("#events li.event-force_failed").first
+    expect(event).to_contain_text("S1 force-failed by admin")
+    expect(event).to_contain_text("1 running orders requeued")
+    expect(event).to_contain_text("orders moved (S0:")
+    shoot(page, "after-force-fail")
+
+    wait_for(lambda: order_status(moved) == (Status.RUNNING, "S0", 2), message="S0 to take the order over")
+    page.goto(f"{page.url.rstrip('/')}/orders/{moved.pk}")
+    history = page.locator("#history tr")
+    expect(history).to_have_count(2)
+    expect(history.nth(0)).to_contain_text("S1")
+    expect(history.nth(0)).to_contain_text("requeued")
+    expect(history.nth(1)).to_contain_text("S0")
+    expect(history.nth(1)).to_contain_text("running")
+    shoot(page, "moved-order-page")

@@ -1,0 +1,36 @@
+"""The admin's own views drive the same services."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from orders.models import Order, Status
+from orders.services import claim, fail, place_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
+    return client
+
+
+def test_the_admin_retries_a_dead_order(admin_client):
+    place_order("flaky", max_attempts=1)
+    [order] = claim("S0", 1)
+    fail(order, "S0", order.attempt, "RuntimeError: burnt")
+
+    response = admin_client.post("/admin/orders/order/", {"action": "retry_orders", "_selected_action": [order.pk]},
+                                 follow=True)
+
+    assert Order.objects.get(pk=order.pk).status == Status.QUEUED
+    assert f"order {order.pk} queued again" in [str(m) for m in response.context["messages"]]
+
+
+def test_the_admin_lists_and_filters_orders(admin_client):
+    place_order("bake", priority=3)
+    place_order("deliver")
+
+    html = admin_client.get("/admin/orders/order/", {"kind": "bake"}).content.decode()
+
+    assert "bake" in html and "1 order" in html
