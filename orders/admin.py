@@ -10,7 +10,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "priority", "worker"]
     search_fields = ["=id", "routing_key"]
     readonly_fields = [f.name for f in Order._meta.fields]
-    actions = ["retry_orders", "cancel_orders"]
+    actions = ["retry_orders", "cancel_orders", "requeue_orders"]
     ordering = ["-id"]
 
     def _apply(self, request, queryset, change):
@@ -25,6 +25,10 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected queued orders", permissions=["change"])
     def cancel_orders(self, request, queryset):
         self._apply(request, queryset, services.cancel)
+
+    @admin.action(description="Requeue the selected running, expired or cancelled orders", permissions=["change"])
+    def requeue_orders(self, request, queryset):
+        self._apply(request, queryset, services.requeue)
 
     def has_add_permission(self, request):
         return False

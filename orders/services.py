@@ -23,7 +23,7 @@ from orders.specs import OrderRejected, OrderSpec, build_order
 
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
-    "complete", "fail", "extend", "release", "cancel", "retry", "expire_overdue",
+    "complete", "fail", "extend", "release", "cancel", "retry", "requeue", "expire_overdue",
     "requeue_lapsed", "requeue_running_on", "close_pinned", "renew_leases", "prune_finished",
     "backoff_delay",
 ]
@@ -260,6 +260,24 @@ def retry(order_id) -> Outcome:
         if changed:
             notify_after_commit()
     return Outcome(True, f"order {order_id} queued again") if changed else _refusal(order_id, "retried", "dead")
+
+
+def requeue(order_id) -> Outcome:
+    """Send an order back to the queue now: a run a person judges stuck (its token is
+    fenced off, and the try is not counted), or an order that expired or was cancelled."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Order.objects.filter(pk=order_id, status=Status.RUNNING).update(
+            **_requeue_fields(now, "requeued", "requeued by a person")
+        ) or Order.objects.filter(pk=order_id, status__in=[Status.EXPIRED, Status.CANCELLED]).update(
+            status=Status.QUEUED, run_after=now, finished_at=None, expires_at=None,
+            uncounted_attempts=F("attempt"),
+        )
+        if changed:
+            notify_after_commit()
+    if changed:
+        return Outcome(True, f"order {order_id} requeued")
+    return _refusal(order_id, "requeued", "running, expired or cancelled")
 
 
 # --- housekeeping ----------------------------------------------------------------------

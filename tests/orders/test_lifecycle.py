@@ -8,7 +8,7 @@ from django.utils import timezone
 from orders.models import Order, Status
 from orders.services import (
     backoff_delay, cancel, claim, complete, expire_overdue, extend, fail, place_order,
-    prune_finished, release, requeue_lapsed, requeue_running_on, retry,
+    prune_finished, release, requeue, requeue_lapsed, requeue_running_on, retry,
 )
 
 
@@ -211,3 +211,17 @@ def test_prune_deletes_only_finished_orders_past_retention():
     assert prune_finished(older_than=7 * 24 * 3600) == 1
 
     assert set(Order.objects.values_list("pk", flat=True)) == {recent_done.pk, queued.pk}
+
+
+@pytest.mark.django_db
+def test_requeue_fences_a_stuck_run_and_revives_expired_or_cancelled_orders():
+    place_order("bake", max_attempts=1)
+    stuck = claim_one()
+    expired = place_order("noop", ttl=1)
+    expire_overdue(now=timezone.now() + timedelta(seconds=5))
+
+    assert requeue(stuck.pk) and requeue(expired.pk)
+
+    assert not complete(stuck, "S0", stuck.attempt, "late")
+    assert {o.pk for o in claim("S1", 10)} == {stuck.pk, expired.pk}
+    assert "only running, expired or cancelled" in requeue(place_order("noop").pk).message
