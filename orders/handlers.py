@@ -22,17 +22,20 @@ class Handler:
     # The longest a run may take. Past it the worker stops renewing the lease, so the
     # run counts as stuck and the order is handed to another shop. None: no limit.
     timeout: float | None = None
+    # Whether clients may place this kind over the API and the dashboard. Internal kinds
+    # (Django tasks) are placed only by Python code that checked what they will run.
+    public: bool = True
 
 
 _registry: dict[str, Handler] = {}
 
 
 def handler(kind: str, *, atomic: bool = False, visibility_timeout: float | None = None,
-            timeout: float | None = None):
+            timeout: float | None = None, public: bool = True):
     """Register the decorated function as the handler of ``kind``."""
 
     def register(func):
-        _registry[kind] = Handler(kind, func, atomic, visibility_timeout, timeout)
+        _registry[kind] = Handler(kind, func, atomic, visibility_timeout, timeout, public)
         return func
 
     return register
@@ -46,7 +49,12 @@ def get_handler(kind: str) -> Handler:
 
 
 def registered_kinds() -> list[str]:
-    return sorted(_registry)
+    """The kinds clients may place."""
+    return sorted(kind for kind, registered in _registry.items() if registered.public)
+
+
+def is_public(kind: str) -> bool:
+    return kind in _registry and _registry[kind].public
 
 
 def is_registered(kind: str) -> bool:

@@ -34,12 +34,19 @@ class PizzaqConf:
     poll_interval: float = 1.0
     # Seconds a stopping worker waits for its running orders before releasing them.
     shutdown_grace: float = 30.0
-    # How often housekeeping (expiry, lapsed leases, pruning) runs.
-    housekeeping_interval: float = 2.0
-    # Modules whose import registers order handlers.
-    handler_modules: tuple = ("orders.menu",)
+    # Modules whose import registers order handlers (orders.tasks_backend: Django tasks).
+    handler_modules: tuple = ("orders.menu", "orders.tasks_backend")
     # Largest page the list API returns.
     max_page_size: int = 200
+    # Orders one API token (or staff session) may place per rate_window seconds.
+    rate_limit: int = 6000
+    rate_window: float = 60.0
+    # Most orders one bulk request may place.
+    max_bulk: int = 1000
+    # Deepest nesting accepted in a payload.
+    max_payload_depth: int = 32
+    # The host name a worker registers with (default: the machine's own).
+    hostname: str = ""
 
 
 def _parse(field: dataclasses.Field, raw: str):

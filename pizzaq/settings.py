@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from pizzaq.conf import overrides_from_environ
 
@@ -18,6 +19,21 @@ env = environ.Env(
 DEBUG = env("DEBUG")
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is the development default; set a long random SECRET_KEY for production")
+
+# Production hardening, all from the environment. ALLOWED_HOSTS also decides which
+# origins may open the dashboard's websocket.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+if env.bool("SECURE_PROXY_SSL", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Our apps come first: channels ships its own `runworker`, and the first app that
 # defines a command wins.
@@ -111,12 +127,28 @@ LOGIN_URL = "/admin/login/"
 
 PIZZAQ = overrides_from_environ()
 
+# One line per event; PIZZAQ_LOG_FORMAT=json for log shippers (pizzaq/logformat.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "formatters": {
+        "line": {"()": "pizzaq.logformat.LineFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "pizzaq.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": env.str("PIZZAQ_LOG_FORMAT", default="line")},
+    },
     "loggers": {
         "pizzaq": {"handlers": ["console"], "level": env("PIZZAQ_LOG_LEVEL", default="INFO")},
+    },
+}
+
+# Django's Tasks framework, run by pizzaq's workers (docs/tasks.md). QUEUES and OPTIONS
+# show their defaults.
+TASKS = {
+    "default": {
+        "BACKEND": "orders.tasks_backend.PizzaqBackend",
+        "QUEUES": ["default"],
+        "OPTIONS": {"MAX_ATTEMPTS": 1},
     },
 }
