@@ -20,7 +20,7 @@ def bake(order):
     return {"baked": order.payload.get("pizza", "margherita")}
 
 
-@handler("noop", atomic=True)
+@handler("noop")
 def noop(order):
     """Do nothing; the benchmarks' order."""
     return None

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from pizzaq import conf
 from orders.history import AppendAttempt
-from orders.models import Order, Status
+from orders.models import Order, PrunedTally, Status
 from orders.notify import notify_after_commit
 from orders.specs import OrderRejected, OrderSpec, build_order
 
@@ -56,7 +56,13 @@ def place_order(kind: str, payload: dict | None = None, **options) -> Order:
 def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
     """Accept many orders in one transaction: all of them, or (on a bad spec) none."""
     now = timezone.now()
-    orders = [build_order(spec, now) for spec in specs]
+    orders = []
+    for index, spec in enumerate(specs):
+        try:
+            orders.append(build_order(spec, now))
+        except OrderRejected as rejected:
+            rejected.index = index
+            raise
     with transaction.atomic():
         Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
         # Wake idle workers once the orders are visible to them, not before.
@@ -336,13 +342,22 @@ def close_pinned(worker: str) -> int:
     )
 
 
-def prune_finished(older_than: float | None = None, batch: int = 5000) -> int:
+def prune_finished(older_than: float | None = None, batch: int = 5000, on_batch=None) -> int:
     """Delete finished orders older than the retention period, a batch at a time so no
-    transaction grows large."""
+    transaction grows large; ``on_batch(n)`` hears how many each batch deleted."""
     retention = conf.get().retention if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=retention)
     old = Order.objects.finished().filter(finished_at__lt=cutoff)
     pruned = 0
     while ids := list(old.values_list("id", flat=True)[:batch]):
-        pruned += Order.objects.filter(id__in=ids).delete()[0]
+        with transaction.atomic():
+            # Lock the batch, so a retry cannot revive an order between tallying and deleting it.
+            locked = old.select_for_update().filter(id__in=ids).values_list("id", flat=True)
+            doomed = Order.objects.filter(id__in=list(locked))
+            # The tally commits with the deletion: totals read from the table never go down.
+            PrunedTally.add(doomed)
+            deleted = doomed.delete()[0]
+        pruned += deleted
+        if on_batch:
+            on_batch(deleted)
     return pruned

@@ -53,7 +53,7 @@ def register(name: str, concurrency: int = 1) -> Worker:
 
 def _start_incarnation(worker: Worker, concurrency: int, now) -> None:
     worker.incarnation += 1
-    worker.host, worker.pid, worker.concurrency = socket.gethostname(), os.getpid(), concurrency
+    worker.host, worker.pid, worker.concurrency = conf.get().hostname or socket.gethostname(), os.getpid(), concurrency
     worker.status, worker.started_at, worker.last_heartbeat, worker.stopped_at = (
         WorkerStatus.ALIVE, now, now, None,
     )

@@ -12,13 +12,14 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from orders import services
 from orders.handlers import UnknownKind, get_handler
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL
 from pizzaq import conf
+from pizzaq.logformat import order_fields
 from workers import membership
 from workers.beacon import ChangeBeacon
 from workers.listener import Listener
@@ -111,7 +112,8 @@ class Runner:
 
     def _submit(self, pool, order: Order) -> None:
         log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
-                 self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt)
+                 self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt,
+                 extra=order_fields(self.name, order))
         self.running[order.pk] = Run(order, pool.submit(self._process, order))
         self.running[order.pk].future.add_done_callback(lambda done, pk=order.pk: self._finished(pk, done))
 
@@ -127,21 +129,29 @@ class Runner:
     # --- one order ---------------------------------------------------------------------
 
     def _process(self, order: Order) -> None:
+        try:
+            self._run_and_record(order)
+        except DatabaseError:
+            # This thread's connection may be broken: drop it, so its next order gets a
+            # fresh one. (Checking it after every order would cost a round trip each.)
+            close_old_connections()
+            raise
+
+    def _run_and_record(self, order: Order) -> None:
         started = time.monotonic()
         try:
             outcome = self._run_handler(order)
         except Fenced as fenced:
-            log.warning("%s discarded its result: %s", self.name, fenced)
+            log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
             return
         except Exception:
             outcome = services.fail(order, self.name, order.attempt, traceback.format_exc())
-        finally:
-            close_old_connections()
         elapsed = time.monotonic() - started
+        fields = order_fields(self.name, order, elapsed=round(elapsed, 3))
         if outcome:
-            log.info("%s: %s (%.2f s)", self.name, outcome.message, elapsed)
+            log.info("%s: %s (%.2f s)", self.name, outcome.message, elapsed, extra=fields)
         else:
-            log.warning("%s discarded its result: %s", self.name, outcome.message)
+            log.warning("%s discarded its result: %s", self.name, outcome.message, extra=fields)
 
     def _run_handler(self, order: Order):
         try:

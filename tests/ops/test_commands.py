@@ -1,0 +1,53 @@
+"""Long commands with progress bars: placeorders and pruneorders."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from orders.models import Order, PrunedTally, Status
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_placeorders_places_every_order_in_batches(capsys):
+    output = run("placeorders", "bake", "--count", "2500", "--batch", "1000", "--priority", "7",
+                 "--payload", '{"seconds": 0}')
+
+    assert output.strip() == "placed 2500 bake orders"
+    assert Order.objects.filter(kind="bake", priority=7, status=Status.QUEUED, payload={"seconds": 0}).count() == 2500
+    assert "2500/2500" in capsys.readouterr().err, "the progress bar ends full"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "kind: unknown kind 'nope'"),
+    (["noop", "--payload", "[1]"], "payload: payload must be a JSON object"),
+    (["noop", "--payload", "{oops"], "--payload is not JSON"),
+    (["noop", "--count", "0"], "--count and --batch must be 1 or more"),
+])
+def test_placeorders_refuses_a_bad_request_and_writes_nothing(args, message):
+    with pytest.raises(CommandError, match=message):
+        run("placeorders", *args)
+    assert not Order.objects.exists()
+
+
+def test_pruneorders_deletes_only_old_finished_orders_and_keeps_their_tally(capsys):
+    run("placeorders", "noop", "--count", "30")
+    long_ago = timezone.now() - timedelta(days=30)
+    old = Order.objects.order_by("id")[:20].values_list("id", flat=True)
+    Order.objects.filter(id__in=list(old)).update(status=Status.DONE, finished_at=long_ago, started_at=long_ago)
+
+    output = run("pruneorders", "--older-than", "86400", "--batch", "7")
+
+    assert output.strip() == "pruned 20 finished orders older than 86400 s"
+    assert Order.objects.filter(status=Status.QUEUED).count() == 10 and Order.objects.count() == 10
+    assert PrunedTally.objects.get(kind="noop", status=Status.DONE).orders == 20
+    assert "20/20" in capsys.readouterr().err
