@@ -25,9 +25,11 @@ run: install
 
 test: test-postgres test-sqlite
 
+# Each run keeps its temporary files (worker logs) in its own folder, so runs side by side
+# never clean up each other's.
 test-postgres: install
 	# Connections held open by worker threads would keep the test database from being dropped.
-	CONN_MAX_AGE=0 DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	CONN_MAX_AGE=0 DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest --basetemp=.pytest-tmp/postgres $(PYTEST_ARGS)
 
 test-sqlite: install
-	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL $(BIN)/pytest --basetemp=.pytest-tmp/sqlite $(PYTEST_ARGS)

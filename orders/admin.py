@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 
-from orders import services
 from orders.models import ApiToken, Order
+# The admin is a screen like the dashboard: its actions go through the same
+# permission check, services and audit trail.
+from pizzaq.dashboard import actions
 
 
 @admin.register(Order)
@@ -13,22 +16,25 @@ class OrderAdmin(admin.ModelAdmin):
     actions = ["retry_orders", "cancel_orders", "requeue_orders"]
     ordering = ["-id"]
 
-    def _apply(self, request, queryset, change):
+    def _apply(self, request, queryset, action: str):
         for order_id in queryset.values_list("pk", flat=True):
-            outcome = change(order_id)
-            self.message_user(request, outcome.message, messages.SUCCESS if outcome else messages.WARNING)
+            result = actions.perform(request.user, action, str(order_id))
+            self.message_user(request, result.message, messages.SUCCESS if result.ok else messages.WARNING)
 
-    @admin.action(description="Retry the selected dead orders", permissions=["change"])
+    def has_operate_permission(self, request):
+        return actions.may_operate(request.user)
+
+    @admin.action(description="Retry the selected dead orders", permissions=["operate"])
     def retry_orders(self, request, queryset):
-        self._apply(request, queryset, services.retry)
+        self._apply(request, queryset, "retry")
 
-    @admin.action(description="Cancel the selected queued orders", permissions=["change"])
+    @admin.action(description="Cancel the selected queued or dead orders", permissions=["operate"])
     def cancel_orders(self, request, queryset):
-        self._apply(request, queryset, services.cancel)
+        self._apply(request, queryset, "cancel")
 
-    @admin.action(description="Requeue the selected running, expired or cancelled orders", permissions=["change"])
+    @admin.action(description="Requeue the selected running, expired or cancelled orders", permissions=["operate"])
     def requeue_orders(self, request, queryset):
-        self._apply(request, queryset, services.requeue)
+        self._apply(request, queryset, "requeue")
 
     def has_add_permission(self, request):
         return False
@@ -36,6 +42,19 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created with `manage.py createtoken` (the key is shown once); here they
+    are listed, given an expiry, and revoked."""
+
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
-    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = ["user", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["user"]
+    actions = ["revoke_tokens"]
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} tokens revoked")
+
+    def has_add_permission(self, request):
+        return False

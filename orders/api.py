@@ -1,6 +1,7 @@
 """The JSON API: place orders, read one, list them. Bearer token or staff session."""
 
 import json
+import math
 import uuid
 from functools import wraps
 
@@ -8,9 +9,9 @@ from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from orders import services, tokens
+from orders import ratelimit, services, tokens
 from orders.models import Order, Status
-from orders.specs import OrderRejected
+from orders.specs import OrderRejected, OrderSpec, check_client_kind
 from pizzaq import conf
 
 PLACE_FIELDS = {"kind", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to"}
@@ -30,14 +31,15 @@ def api_error(status: int, code: str, message: str, field: str | None = None, **
 
 
 def _authenticate(request):
-    """(user, via_token) from a Bearer token, else a staff session, else (None, False)."""
+    """(user, rate-limit key, via_token) from a Bearer token or a staff session."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, key = header.partition(" ")
-        user = tokens.authenticate(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
-        return user, True
-    user = request.user if request.user.is_authenticated and request.user.is_staff else None
-    return user, False
+        token = tokens.authenticate_token(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+        return (token.user, f"token:{token.pk}", True) if token else (None, "", True)
+    if request.user.is_authenticated and request.user.is_staff:
+        return request.user, f"user:{request.user.pk}", False
+    return None, "", False
 
 
 def api_view(*methods):
@@ -50,7 +52,7 @@ def api_view(*methods):
             if request.method not in methods:
                 return api_error(405, "method_not_allowed", f"{request.method} is not allowed here",
                                  Allow=", ".join(methods))
-            user, via_token = _authenticate(request)
+            user, request.client_key, via_token = _authenticate(request)
             if user is None:
                 return api_error(401, "unauthorized", "a valid API token is required "
                                  "(Authorization: Bearer <token>)", WWW_Authenticate="Bearer")
@@ -60,9 +62,20 @@ def api_view(*methods):
             # A browser session carries cookies a third-party page could ride on.
             return csrf_protect(view)(request, *args, **kwargs)
 
+        wrapper.allowed_methods = methods
         return wrapper
 
     return decorate
+
+
+def _rate_limited(request, orders: int):
+    """A 429 if placing ``orders`` would pass the client's limit, else None."""
+    wait = ratelimit.take(request.client_key, orders)
+    if not wait:
+        return None
+    limit = conf.get()
+    return api_error(429, "rate_limited", f"more than {limit.rate_limit} orders in {limit.rate_window:g} s; "
+                     f"retry in {math.ceil(wait)} s", Retry_After=str(math.ceil(wait)))
 
 
 def order_json(order: Order) -> dict:
@@ -90,9 +103,10 @@ def order_json(order: Order) -> dict:
     }
 
 
-def _read_json_body(request):
+def _read_json_body(request, bulk: bool = False):
     """The decoded body, or an error response; the size is checked before reading."""
-    limit = conf.get().max_payload_bytes + ENVELOPE_BYTES
+    settings = conf.get()
+    limit = (settings.max_payload_bytes + ENVELOPE_BYTES) * (settings.max_bulk if bulk else 1)
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
@@ -108,27 +122,76 @@ def _read_json_body(request):
         return None, api_error(400, "malformed_json", f"request body is not valid JSON: {error}")
 
 
+def _spec(body) -> OrderSpec:
+    """One order of a request as an OrderSpec, or OrderRejected saying what is wrong."""
+    if not isinstance(body, dict):
+        raise OrderRejected("an order must be a JSON object with at least a kind")
+    unknown = sorted(set(body) - PLACE_FIELDS)
+    if unknown:
+        raise OrderRejected(f"unknown field(s): {', '.join(unknown)}", field=unknown[0], code="unknown_field")
+    if "kind" not in body:
+        raise OrderRejected("kind is required", field="kind")
+    check_client_kind(body["kind"])
+    return OrderSpec(**body)
+
+
+def _rejected(rejected: OrderRejected, index: int | None = None):
+    status = 413 if rejected.code == "payload_too_large" else 400
+    message = rejected.message if index is None else f"order {index}: {rejected.message}"
+    return api_error(status, rejected.code, message, rejected.field)
+
+
+def _accepted(orders: list[Order]) -> list[dict]:
+    return [{"id": str(o.id), "status": o.status, "url": reverse("api-order", args=[o.id])} for o in orders]
+
+
 def _place(request):
     body, error = _read_json_body(request)
     if error:
         return error
-    if not isinstance(body, dict):
-        return api_error(400, "invalid", "the body must be a JSON object with at least a kind")
-    unknown = sorted(set(body) - PLACE_FIELDS)
-    if unknown:
-        return api_error(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", unknown[0])
-    if "kind" not in body:
-        return api_error(400, "invalid", "kind is required", "kind")
     try:
-        order = services.place_order(body.pop("kind"), body.pop("payload", None), **body)
+        spec = _spec(body)
     except OrderRejected as rejected:
-        status = 413 if rejected.code == "payload_too_large" else 400
-        return api_error(status, rejected.code, rejected.message, rejected.field)
-    # place_order has committed: the 202 promises durability.
-    response = JsonResponse({"id": str(order.id), "status": order.status,
-                             "url": reverse("api-order", args=[order.id])}, status=202)
-    response["Location"] = reverse("api-order", args=[order.id])
+        return _rejected(rejected)
+    if limited := _rate_limited(request, 1):
+        return limited
+    try:
+        [order] = services.place_orders([spec])
+    except OrderRejected as rejected:
+        return _rejected(rejected)
+    # place_orders has committed: the 202 promises durability.
+    [accepted] = _accepted([order])
+    response = JsonResponse(accepted, status=202)
+    response["Location"] = accepted["url"]
     return response
+
+
+@api_view("POST")
+def orders_bulk(request):
+    """Place up to PIZZAQ_MAX_BULK orders at once: all of them, or none."""
+    body, error = _read_json_body(request, bulk=True)
+    if error:
+        return error
+    orders = body.get("orders") if isinstance(body, dict) else None
+    limit = conf.get().max_bulk
+    if not isinstance(orders, list) or not orders:
+        return api_error(400, "invalid", 'the body must be {"orders": [...]} with at least one order', "orders")
+    if len(orders) > limit:
+        return api_error(413, "too_many_orders", f"{len(orders)} orders in one request; the limit is {limit}",
+                         "orders")
+    specs = []
+    for index, item in enumerate(orders):
+        try:
+            specs.append(_spec(item))
+        except OrderRejected as rejected:
+            return _rejected(rejected, index)
+    if limited := _rate_limited(request, len(specs)):
+        return limited
+    try:
+        placed = services.place_orders(specs)
+    except OrderRejected as rejected:
+        return _rejected(rejected, rejected.index)
+    return JsonResponse({"orders": _accepted(placed)}, status=202)
 
 
 def _page_size(raw) -> int:

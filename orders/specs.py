@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pizzaq import conf
-from orders.handlers import is_registered
+from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
 from orders.models import MAX_PRIORITY, MIN_PRIORITY, Order, Status
 from orders.routing import bucket_for
 
 MAX_ATTEMPTS_LIMIT = 100
+MAX_SECONDS = 10 * 365 * 24 * 3600  # delays and TTLs beyond ten years are surely mistakes
 MAX_ROUTING_KEY = 200
 
 
@@ -20,6 +21,8 @@ class OrderRejected(ValueError):
     def __init__(self, message: str, *, field: str | None = None, code: str = "invalid"):
         super().__init__(message)
         self.message, self.field, self.code = message, field, code
+        # Which order of a bulk placement was refused.
+        self.index: int | None = None
 
 
 @dataclass
@@ -35,27 +38,58 @@ class OrderSpec:
     run_after: datetime | None = None
 
 
+def check_client_kind(kind) -> None:
+    """Clients (the API, the dashboard) may place only public kinds: an internal kind such
+    as a Django task names code to import, which only trusted Python may choose."""
+    if isinstance(kind, str) and is_registered(kind) and not is_public(kind):
+        raise OrderRejected(f"unknown kind {kind!r}", field="kind", code="unknown_kind")
+
+
 def _seconds(value, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise OrderRejected(f"{name} must be a number of seconds, 0 or more", field=name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_SECONDS:
+        raise OrderRejected(f"{name} must be a number of seconds from 0 to {MAX_SECONDS}", field=name)
     return float(value)
 
 
 def _check_kind(kind) -> None:
-    if not isinstance(kind, str) or not kind:
+    if not isinstance(kind, str) or not kind or "\x00" in kind:
         raise OrderRejected("kind must be a non-empty string", field="kind")
     if not is_registered(kind):
         raise OrderRejected(f"unknown kind {kind!r}", field="kind", code="unknown_kind")
+
+
+def _shape(value) -> tuple[int, bool]:
+    """(nesting depth, holds a NUL character), found without recursion: a hostile
+    payload may nest deeply."""
+    deepest, has_nul, todo = 0, False, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        children = list(item.items()) if isinstance(item, dict) else item
+        for child in children:
+            for part in child if isinstance(item, dict) else (child,):
+                if isinstance(part, str):
+                    has_nul = has_nul or "\x00" in part
+                elif isinstance(part, (dict, list)):
+                    todo.append((part, depth + 1))
+    return deepest, has_nul
 
 
 def _check_payload(payload) -> dict:
     payload = {} if payload is None else payload
     if not isinstance(payload, dict):
         raise OrderRejected("payload must be a JSON object", field="payload")
+    depth, has_nul = _shape(payload)
+    limit = conf.get().max_payload_depth
+    if depth > limit:
+        raise OrderRejected(f"payload nests deeper than {limit} levels", field="payload")
+    # PostgreSQL's jsonb and text cannot hold NUL; refuse it on every database alike.
+    if has_nul:
+        raise OrderRejected("payload may not contain NUL characters", field="payload")
     try:
         size = len(json.dumps(payload, allow_nan=False).encode())
     except (TypeError, ValueError) as error:
@@ -90,8 +124,8 @@ def _check_max_attempts(max_attempts) -> int:
 
 
 def _check_short_text(value, name: str, limit: int) -> str:
-    if not isinstance(value, str) or len(value) > limit:
-        raise OrderRejected(f"{name} must be a string of at most {limit} characters", field=name)
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise OrderRejected(f"{name} must be a string of at most {limit} characters, without NUL", field=name)
     return value
 
 

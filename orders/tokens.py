@@ -26,6 +26,12 @@ def create_token(user, name: str = "default", expires_at=None) -> tuple[ApiToken
 
 def authenticate(key: str):
     """The active user behind ``key``, or None."""
+    token = authenticate_token(key)
+    return token.user if token else None
+
+
+def authenticate_token(key: str) -> ApiToken | None:
+    """The usable token for ``key`` (recording its use), or None."""
     digest = _hash(key)
     token = ApiToken.objects.select_related("user").filter(key_hash=digest).first()
     # The lookup is by hash; compare again in constant time so timing says nothing.
@@ -35,4 +41,4 @@ def authenticate(key: str):
     if token.revoked_at or (token.expires_at and token.expires_at <= now) or not token.user.is_active:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from workers.membership import force_fail
+from pizzaq.dashboard import actions
 from workers.models import Bucket, Event, Worker
 
 
@@ -18,11 +18,14 @@ class WorkerAdmin(admin.ModelAdmin):
         return f"{worker.heartbeat_age(timezone.now()):.1f} s"
 
     @admin.action(description="Force-fail the selected workers (their orders move to live shops)",
-                  permissions=["change"])
+                  permissions=["operate"])
     def force_fail_workers(self, request, queryset):
-        for worker in queryset:
-            outcome = force_fail(worker.name, request.user.get_username())
-            self.message_user(request, outcome.message, messages.SUCCESS if outcome else messages.WARNING)
+        for name in queryset.values_list("name", flat=True):
+            result = actions.perform(request.user, "force_fail", name)
+            self.message_user(request, result.message, messages.SUCCESS if result.ok else messages.WARNING)
+
+    def has_operate_permission(self, request):
+        return actions.may_operate(request.user)
 
     def has_add_permission(self, request):
         return False

@@ -3,7 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from pizzaq.dashboard import bridge
+from pizzaq.dashboard import actions, bridge
 from pizzaq.dashboard.snapshot import snapshot
 
 FORBIDDEN = 4403
@@ -25,11 +25,21 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(bridge.GROUP, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        """The browser changes its recent-orders filter."""
-        if isinstance(content, dict) and isinstance(content.get("filter"), dict):
+        """The browser changes its recent-orders filter, or acts (with the same
+        permission check as the HTTP actions)."""
+        if not isinstance(content, dict):
+            return
+        if isinstance(content.get("filter"), dict):
             wanted = content["filter"]
             self.filters = {key: str(wanted.get(key) or "")[:100] for key in ("status", "kind")}
             await self.send_snapshot()
+        elif "action" in content:
+            await self.act(str(content["action"]), str(content.get("target", "")))
+
+    async def act(self, action: str, target: str):
+        result = await database_sync_to_async(actions.perform)(self.scope["user"], action, target)
+        await self.send_json({"type": "action", "action": action, "target": target,
+                              "status": result.status, "message": result.message})
 
     async def dashboard_changed(self, message):
         await self.send_snapshot()

@@ -1,10 +1,8 @@
-"""The dashboard's pages and the actions staff take from it. Each action calls the same
-service as the API and the admin, and records an Event with who did it."""
+"""The dashboard's pages, its place-order form, and the actions staff take from it."""
 
 import json
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
@@ -13,20 +11,15 @@ from orders import services
 from orders.api import api_error
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
-from orders.specs import OrderRejected
-from workers.events import record
-from workers.membership import force_fail
-from workers.models import EventKind
-
-OPERATE = "orders.operate_queue"
-FORM_FIELDS = ("kind", "payload", "priority", "routing_key", "delay", "ttl", "pinned_to")
+from orders.specs import OrderRejected, check_client_kind
+from pizzaq.dashboard import actions
 
 
 @staff_member_required
 def index(request):
     return render(request, "dashboard/index.html", {
         "kinds": registered_kinds(), "statuses": Status.values,
-        "can_operate": request.user.has_perm(OPERATE),
+        "can_operate": actions.may_operate(request.user),
     })
 
 
@@ -61,6 +54,7 @@ def _form_to_options(form) -> tuple[str, object, dict]:
         "ttl": _number(form.get("ttl", ""), "ttl"),
         "pinned_to": form.get("pinned_to", "").strip(),
     }
+    check_client_kind(form.get("kind", ""))
     return form.get("kind", ""), payload, options
 
 
@@ -76,39 +70,26 @@ def place(request):
     return JsonResponse({"id": str(order.id), "status": order.status, "url": f"/orders/{order.id}"}, status=202)
 
 
-def _act(request, describe, change):
-    """Run a person's action and record it with their name, in one transaction."""
-    if not request.user.has_perm(OPERATE):
-        return api_error(403, "forbidden", "you may watch the queue but not act on it")
-    actor = request.user.get_username()
-    with transaction.atomic():
-        outcome = change(actor)
-        if outcome:
-            record(EventKind.ACTION, f"{actor}: {describe}: {outcome.message}", actor=actor)
-    if not outcome:
-        return api_error(409, "conflict", outcome.message)
-    return JsonResponse({"ok": True, "message": outcome.message})
+def _act(request, action: str, target: str):
+    result = actions.perform(request.user, action, target)
+    if not result.ok:
+        return api_error(result.status, "forbidden" if result.status == 403 else "conflict", result.message)
+    return JsonResponse({"ok": True, "message": result.message})
 
 
 @staff_member_required
 @require_POST
 def fail_worker(request, name):
-    # force_fail writes its own FORCE_FAILED event naming the actor.
-    if not request.user.has_perm(OPERATE):
-        return api_error(403, "forbidden", "you may watch the queue but not act on it")
-    outcome = force_fail(name, request.user.get_username())
-    if not outcome:
-        return api_error(404 if outcome.message.startswith("no worker") else 409, "conflict", outcome.message)
-    return JsonResponse({"ok": True, "message": outcome.message})
+    return _act(request, "force_fail", name)
 
 
 @staff_member_required
 @require_POST
 def retry_order(request, order_id):
-    return _act(request, f"retry order {order_id}", lambda actor: services.retry(order_id))
+    return _act(request, "retry", str(order_id))
 
 
 @staff_member_required
 @require_POST
 def cancel_order(request, order_id):
-    return _act(request, f"cancel order {order_id}", lambda actor: services.cancel(order_id))
+    return _act(request, "cancel", str(order_id))

@@ -34,3 +34,23 @@ def test_the_admin_lists_and_filters_orders(admin_client):
     html = admin_client.get("/admin/orders/order/", {"kind": "bake"}).content.decode()
 
     assert "bake" in html and "1 order" in html
+
+
+def test_staff_without_the_act_permission_are_not_offered_the_admin_actions(client):
+    from django.contrib.auth.models import Permission
+
+    from workers.membership import register
+    from workers.models import Worker
+
+    watcher = get_user_model().objects.create_user("watcher", password="pw", is_staff=True)
+    watcher.user_permissions.add(*Permission.objects.filter(codename__in=["view_worker", "change_worker",
+                                                                          "view_order", "change_order"]))
+    client.force_login(watcher)
+    register("S0")
+
+    page = client.get("/admin/workers/worker/").content.decode()
+    client.post("/admin/workers/worker/", {"action": "force_fail_workers",
+                                           "_selected_action": [Worker.objects.get().pk]})
+
+    assert "force_fail_workers" not in page
+    assert Worker.objects.get().status == "alive"

@@ -13,6 +13,7 @@ from pizzaq.asgi import application
 from pizzaq.dashboard import bridge
 from pizzaq.dashboard.consumers import DashboardConsumer
 from workers.membership import register
+from workers.models import Worker
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -112,3 +113,47 @@ async def test_the_recent_orders_filter_applies_to_later_snapshots(staff):
     data = await next_snapshot_where(socket, lambda d: len(d["orders"]) == 1)
     assert data["orders"][0]["kind"] == "deliver"
     await socket.disconnect()
+
+
+async def test_staff_without_the_act_permission_get_403_over_the_websocket(staff):
+    await database_sync_to_async(register)("S0")
+    order = await database_sync_to_async(place_order)("noop")
+    socket = communicator(staff)
+    await socket.connect()
+    await socket.receive_json_from(timeout=5)
+
+    answers = []
+    for action, target in [("force_fail", "S0"), ("cancel", str(order.id)), ("retry", str(order.id))]:
+        await socket.send_json_to({"action": action, "target": target})
+        answers.append(await next_message_of_type(socket, "action"))
+
+    assert [answer["status"] for answer in answers] == [403, 403, 403]
+    worker = await database_sync_to_async(Worker.objects.get)(name="S0")
+    assert worker.status == "alive"
+    await socket.disconnect()
+
+
+async def test_operators_act_over_the_websocket(staff):
+    await database_sync_to_async(grant_operate)(staff)
+    order = await database_sync_to_async(place_order)("noop")
+    socket = communicator(await database_sync_to_async(get_user_model().objects.get)(pk=staff.pk))
+    await socket.connect()
+    await socket.receive_json_from(timeout=5)
+
+    await socket.send_json_to({"action": "cancel", "target": str(order.id)})
+
+    answer = await next_message_of_type(socket, "action")
+    assert answer["status"] == 200 and "cancelled" in answer["message"]
+
+
+async def next_message_of_type(socket, kind, timeout=5.0):
+    while True:
+        message = await socket.receive_json_from(timeout=timeout)
+        if message["type"] == kind:
+            return message
+
+
+def grant_operate(user):
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename="operate_queue"))

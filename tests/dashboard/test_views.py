@@ -135,3 +135,12 @@ def test_actions_need_post(operator):
     register("S0")
 
     assert operator.get("/dashboard/workers/S0/fail").status_code == 405
+
+
+def test_the_form_neither_offers_nor_accepts_internal_kinds(watcher):
+    html = watcher.get("/").content.decode()
+
+    response = watcher.post("/dashboard/orders", {"kind": "django.task", "payload": "{}"})
+
+    assert "django.task" not in html
+    assert response.status_code == 400 and Order.objects.count() == 0

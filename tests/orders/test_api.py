@@ -192,3 +192,59 @@ def test_a_staff_session_needs_the_csrf_token_to_place(user):
     response = post_json(browser, {"kind": "bake"})
 
     assert response.status_code == 403 and Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_bulk_placement_is_all_or_nothing_and_bounded(api, pizzaq_settings):
+    pizzaq_settings(max_bulk=3)
+    url = "/api/orders/bulk"
+
+    good = api.post(url, json.dumps({"orders": [{"kind": "noop"}, {"kind": "bake", "priority": 5}]}),
+                    content_type="application/json")
+    bad = api.post(url, json.dumps({"orders": [{"kind": "noop"}, {"kind": "pineapple"}]}),
+                   content_type="application/json")
+    too_many = api.post(url, json.dumps({"orders": [{"kind": "noop"}] * 4}), content_type="application/json")
+
+    assert good.status_code == 202 and len(good.json()["orders"]) == 2
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("order 1: unknown kind")
+    assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_orders"
+    assert Order.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_placing_past_the_rate_limit_is_429_with_retry_after(api, pizzaq_settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    pizzaq_settings(rate_limit=5, rate_window=60)
+
+    answers = [post_json(api, {"kind": "noop"}).status_code for _ in range(5)]
+    refused = post_json(api, {"kind": "noop"})
+
+    assert answers == [202] * 5
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert Order.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_deeply_nested_payloads_are_refused(api):
+    payload = {}
+    for _ in range(40):
+        payload = {"a": payload}
+
+    response = post_json(api, {"kind": "bake", "payload": payload})
+
+    assert response.status_code == 400 and "nests deeper than 32" in response.json()["error"]["message"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_internal_kinds_cannot_be_placed_by_clients(api):
+    response = post_json(api, {"kind": "django.task", "payload": {"task_path": "os.system", "args": ["true"]}})
+    bulk = api.post("/api/orders/bulk", json.dumps({"orders": [{"kind": "django.task"}]}),
+                    content_type="application/json")
+
+    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_kind"
+    assert bulk.status_code == 400
+    assert Order.objects.count() == 0

@@ -112,3 +112,16 @@ def test_one_bad_spec_in_a_bulk_placement_writes_none_of_them():
         place_orders([OrderSpec("noop"), OrderSpec("noop"), OrderSpec("noop", priority=500)])
 
     assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("options", [
+    {"payload": {"note": "a\x00b"}}, {"payload": {"a\x00": 1}}, {"payload": {"list": [["x\x00"]]}},
+    {"routing_key": "k\x00"}, {"delay": 1e12}, {"ttl": 1e300},
+])
+def test_nul_characters_and_absurd_durations_are_refused(options):
+    payload = options.pop("payload", {})
+
+    with pytest.raises(OrderRejected):
+        place_order("bake", payload, **options)
+    assert Order.objects.count() == 0

@@ -1,0 +1,55 @@
+"""What people do to the queue: force-fail a worker, retry, cancel or requeue an order.
+
+One place for the dashboard's HTTP views, its websocket and the admin: each action checks
+the same named permission, calls the same service, and is recorded as an Event naming who
+did it, in the same transaction as the change."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from orders import services
+from workers.events import record
+from workers.membership import force_fail
+from workers.models import EventKind
+
+OPERATE = "orders.operate_queue"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    status: int  # as HTTP would say it: 200, 403, 404, 409
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+ORDER_ACTIONS = {"retry": services.retry, "cancel": services.cancel, "requeue": services.requeue}
+
+
+def may_operate(user) -> bool:
+    return bool(user and user.is_active and user.is_staff and user.has_perm(OPERATE))
+
+
+def perform(user, action: str, target: str) -> ActionResult:
+    """Do ``action`` to ``target`` (a worker name or an order id) as ``user``."""
+    if not may_operate(user):
+        return ActionResult(403, "you may watch the queue but not act on it")
+    actor = user.get_username()
+    if action == "force_fail":
+        # force_fail writes its own FORCE_FAILED event naming the actor.
+        outcome = force_fail(target, actor)
+        return ActionResult(200 if outcome else 404 if outcome.message.startswith("no worker") else 409,
+                            outcome.message)
+    if action not in ORDER_ACTIONS:
+        return ActionResult(404, f"no action {action!r}")
+    with transaction.atomic():
+        outcome = ORDER_ACTIONS[action](target)
+        if outcome:
+            record(EventKind.ACTION, f"{actor}: {action} order {target}: {outcome.message}", actor=actor,
+                   data={"action": action, "order": str(target)})
+    if outcome:
+        return ActionResult(200, outcome.message)
+    return ActionResult(404 if outcome.message.startswith("no order") else 409, outcome.message)

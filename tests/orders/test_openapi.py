@@ -1,0 +1,140 @@
+"""docs/openapi.json against the code: the routes and methods match, answers fit the
+schemas, and a fuzz test generated from it finds no 5xx and no partial write."""
+
+import json
+
+import jsonschema
+import pytest
+from django.urls import URLPattern, get_resolver, resolve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orders.models import Order
+from orders.services import place_order
+from tests.conftest import ROOT
+from tests.orders.test_api import api, post_json, user  # noqa: F401  (fixtures)
+
+SPEC = json.loads((ROOT / "docs" / "openapi.json").read_text())
+SAMPLE_ID = "01a20961-d40d-706e-b083-2b35d13d6c4c"
+
+
+def resolved(schema):
+    """``schema`` with its local $refs replaced by what they point at."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            target = SPEC
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return resolved(target)
+        return {key: resolved(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [resolved(item) for item in schema]
+    return schema
+
+
+def response_schema(path: str, method: str, status: int):
+    response = resolved(SPEC["paths"][path][method]["responses"][str(status)])
+    return response["content"]["application/json"]["schema"]
+
+
+def test_every_documented_route_exists_with_exactly_its_methods():
+    for path, operations in SPEC["paths"].items():
+        view = resolve(path.replace("{order_id}", SAMPLE_ID)).func
+        assert {method.upper() for method in operations} == set(view.allowed_methods), path
+
+
+def test_every_api_route_is_documented():
+    api_routes = {str(p.pattern) for p in get_resolver().url_patterns
+                  if isinstance(p, URLPattern) and str(p.pattern).startswith("api/")}
+    documented = {path.lstrip("/").replace("{order_id}", "<uuid:order_id>") for path in SPEC["paths"]}
+
+    assert api_routes == documented
+
+
+@pytest.mark.django_db
+def test_answers_fit_their_documented_schemas(api):  # noqa: F811
+    accepted = post_json(api, {"kind": "bake", "payload": {"seconds": 1}, "priority": 3})
+    order = api.get(accepted.json()["url"])
+    page = api.get("/api/orders", {"limit": 5})
+    refused = post_json(api, {"kind": "pineapple"})
+    bulk = api.post("/api/orders/bulk", json.dumps({"orders": [{"kind": "noop"}]}), content_type="application/json")
+
+    jsonschema.validate(accepted.json(), response_schema("/api/orders", "post", 202))
+    jsonschema.validate(order.json(), response_schema("/api/orders/{order_id}", "get", 200))
+    jsonschema.validate(page.json(), response_schema("/api/orders", "get", 200))
+    jsonschema.validate(refused.json(), response_schema("/api/orders", "post", 400))
+    jsonschema.validate(bulk.json(), response_schema("/api/orders/bulk", "post", 202))
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                           max_leaves=20)
+
+
+def from_schema(schema):
+    """A strategy for values of ``schema``, for the JSON Schema the spec uses, stepping
+    over its bounds now and then so both sides of every limit get tried."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"]) | st.text(max_size=10)
+    if kind == "object" and "properties" in schema:
+        required = {name: from_schema(schema["properties"][name]) for name in schema.get("required", [])}
+        optional = {name: from_schema(sub) for name, sub in schema["properties"].items() if name not in required}
+        return st.fixed_dictionaries(required, optional=optional)
+    if kind == "object":
+        return st.dictionaries(st.text(max_size=10), json_values, max_size=4)
+    if kind == "string":
+        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 50) + 5)
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        around = st.integers(None if low is None else low - 5, None if high is None else high + 5)
+        return around if kind == "integer" else around | st.floats(allow_nan=False, allow_infinity=False)
+    return json_values
+
+
+ORDER_REQUEST = resolved(SPEC["components"]["schemas"]["OrderRequest"])
+# Mostly orders the schema allows (some with a kind that exists, to reach the happy path),
+# and some bodies it does not.
+order_bodies = st.one_of(
+    st.tuples(from_schema(ORDER_REQUEST), st.sampled_from(["noop", "bake", None])).map(
+        lambda pair: {**pair[0], "kind": pair[1]} if pair[1] else pair[0]),
+    json_values,
+)
+FUZZ = settings(max_examples=100, derandomize=True, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(body=order_bodies)
+def test_fuzzed_placements_never_5xx_and_write_all_or_nothing(api, body):  # noqa: F811
+    before = Order.objects.count()
+
+    response = post_json(api, body)
+
+    assert response.status_code < 500
+    assert Order.objects.count() == before + (1 if response.status_code == 202 else 0)
+
+
+@pytest.mark.django_db
+@settings(FUZZ, max_examples=50)
+@given(bodies=st.lists(order_bodies, max_size=3), raw=st.binary(max_size=64), use_raw=st.booleans())
+def test_fuzzed_bulk_placements_never_5xx_and_write_all_or_nothing(api, bodies, raw, use_raw):  # noqa: F811
+    before = Order.objects.count()
+
+    data = raw if use_raw else json.dumps({"orders": bodies})
+    response = api.post("/api/orders/bulk", data, content_type="application/json")
+
+    assert response.status_code < 500
+    assert Order.objects.count() == before + (len(bodies) if response.status_code == 202 else 0)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(["status", "kind", "limit", "cursor"]), st.text(max_size=40)),
+       order_id=st.text(max_size=40))
+def test_fuzzed_reads_never_5xx(api, params, order_id):  # noqa: F811
+    place_order("noop")
+
+    assert api.get("/api/orders", params).status_code < 500
+    assert api.get(f"/api/orders/{order_id}").status_code < 500

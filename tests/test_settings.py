@@ -1,0 +1,37 @@
+"""Production settings: `check --deploy` is clean, and the development key is refused."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k3y-" + "x7Qm2pV9sL4tR8wZ1nB6cF0hJ5dG3aE" * 2,
+    "ALLOWED_HOSTS": "queue.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://queue.example.com",
+    "DATABASE_URL": "postgres://pizzaq@db.example.com:5432/pizzaq",
+}
+
+
+def manage(*args, **env):
+    environment = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY")}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**environment, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_deploy_reports_nothing_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", **PRODUCTION)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_the_development_secret_key_is_refused_in_production():
+    without_key = {key: value for key, value in PRODUCTION.items() if key != "SECRET_KEY"}
+
+    result = manage("check", **without_key)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is the development default" in result.stderr
