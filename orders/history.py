@@ -3,6 +3,11 @@ so the hot path writes no extra rows."""
 
 from django.db.models import F, Func, JSONField
 
+# History outcomes of attempts that failed: the handler raised, the lease lapsed (a stuck
+# run or a lost worker's last try), or a pinned order's shop closed. ("requeued" and
+# "released" are not failures: the worker stopped or was lost, not the handler.)
+FAILED_OUTCOMES = ("failed", "lapsed", "closed")
+
 
 class AppendAttempt(Func):
     """``history`` plus one entry built from the row's own worker, attempt and start,

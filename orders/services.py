@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from pizzaq import conf
 from orders.history import AppendAttempt
-from orders.models import Order, PrunedTally, Status
+from orders.models import Order, Status
 from orders.notify import notify_after_commit
 from orders.specs import OrderRejected, OrderSpec, build_order
+from orders.tally import record_pruned
 
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
@@ -355,7 +356,7 @@ def prune_finished(older_than: float | None = None, batch: int = 5000, on_batch=
             locked = old.select_for_update().filter(id__in=ids).values_list("id", flat=True)
             doomed = Order.objects.filter(id__in=list(locked))
             # The tally commits with the deletion: totals read from the table never go down.
-            PrunedTally.add(doomed)
+            record_pruned(doomed)
             deleted = doomed.delete()[0]
         pruned += deleted
         if on_batch:

@@ -19,6 +19,7 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 from orders.handlers import handler
+from orders.history import FAILED_OUTCOMES
 from orders.models import Order, Status
 from orders.services import place_order
 from orders.specs import MAX_ATTEMPTS_LIMIT
@@ -38,9 +39,6 @@ TASK_STATUS = {
     Status.EXPIRED: TaskResultStatus.FAILED,
     Status.CANCELLED: TaskResultStatus.FAILED,
 }
-# Attempts that ended in an error. A worker that died or stopped ("requeued", "released")
-# is not the task's failure: the task simply runs again.
-FAILED_OUTCOMES = {"failed", "lapsed", "closed"}
 # How Python's traceback joins an exception to the one it was raised from.
 CAUSE_SEPARATOR = "\nThe above exception was the direct cause of the following exception:\n\n"
 

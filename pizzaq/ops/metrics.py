@@ -12,10 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from orders.handlers import registered_kinds
-from orders.models import (
-    DURATION_BOUNDS, FAILED_OUTCOMES, Order, PrunedTally, Status, duration_histograms,
-    failures_by_kind_status, merge_counts,
-)
+from orders.history import FAILED_OUTCOMES
+from orders.models import Order, PrunedTally, Status
+from orders.tally import DURATION_BOUNDS, duration_histograms, failures_by_kind_status, merge_counts
 from workers import leadership
 from workers.models import EventKind, Event, Worker, WorkerStatus
 
