@@ -29,7 +29,9 @@ test: test-postgres test-sqlite
 # never clean up each other's.
 test-postgres: install
 	# Connections held open by worker threads would keep the test database from being dropped.
+	mkdir -p .pytest-tmp
 	CONN_MAX_AGE=0 DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest --basetemp=.pytest-tmp/postgres $(PYTEST_ARGS)
 
 test-sqlite: install
+	mkdir -p .pytest-tmp
 	env -u DATABASE_URL $(BIN)/pytest --basetemp=.pytest-tmp/sqlite $(PYTEST_ARGS)
