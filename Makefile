@@ -26,9 +26,9 @@ run: install
 test: test-postgres test-sqlite
 
 # Each run keeps its temporary files (worker logs) in its own folder, so runs side by side
-# never clean up each other's.
+# never clean up each other's. CONN_MAX_AGE=0: connections held open by worker threads
+# would keep the test database from being dropped.
 test-postgres: install
-	# Connections held open by worker threads would keep the test database from being dropped.
 	mkdir -p .pytest-tmp
 	CONN_MAX_AGE=0 DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest --basetemp=.pytest-tmp/postgres $(PYTEST_ARGS)
 
