@@ -9,6 +9,15 @@ from django.db.models import F, Func, JSONField
 FAILED_OUTCOMES = ("failed", "lapsed", "closed")
 
 
+def append_sql_postgresql(history: str, worker: str, attempt: str, started: str) -> str:
+    """SQL for ``history`` plus one entry; placeholders for ended, outcome and error."""
+    entry = (
+        f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
+        " 'ended', %s::text, 'outcome', %s::text, 'error', %s::text)"
+    )
+    return f"({history} || jsonb_build_array({entry}))"
+
+
 class AppendAttempt(Func):
     """``history`` plus one entry built from the row's own worker, attempt and start,
     so one UPDATE can end many attempts at once."""
@@ -27,11 +36,7 @@ class AppendAttempt(Func):
             params.extend(expression_params)
         history, worker, attempt, started = parts
         if connection.vendor == "postgresql":
-            entry = (
-                f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
-                " 'ended', %s::text, 'outcome', %s::text, 'error', %s::text)"
-            )
-            return f"({history} || jsonb_build_array({entry}))", (*params, *self.extra_params)
+            return append_sql_postgresql(history, worker, attempt, started), (*params, *self.extra_params)
         entry = (
             f"json_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
             " 'ended', %s, 'outcome', %s, 'error', %s)"

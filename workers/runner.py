@@ -2,6 +2,7 @@
 thread pool, record the outcome with this run's fencing token; heartbeat and renew
 leases on the side; stop gracefully."""
 
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from pizzaq.logformat import order_fields
 from workers import membership
 from workers.beacon import ChangeBeacon
 from workers.listener import Listener
+from workers.recorder import Recorder
 from workers.ownership import owned_by
 
 log = logging.getLogger("pizzaq.worker")
@@ -49,6 +51,7 @@ class Runner:
         self.wake = threading.Event()
         self.running: dict = {}
         self.beacon = ChangeBeacon(self.stopping)
+        self.recorder = Recorder(name)
         self.worker = None
         self.fenced_off = False
         self.signals_seen = 0
@@ -91,6 +94,7 @@ class Runner:
     def _start_side_threads(self) -> None:
         threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True).start()
         self.beacon.start()
+        self.recorder.start()
         if connection.vendor == "postgresql":
             Listener(ORDERS_CHANNEL, self.wake, self.stopping).start()
 
@@ -161,7 +165,9 @@ class Runner:
         if handler.visibility_timeout:
             services.extend(order, self.name, order.attempt, handler.visibility_timeout)
         if not handler.atomic:
-            return services.complete(order, self.name, order.attempt, handler.func(order))
+            result = handler.func(order)
+            json.dumps(result)  # a result JSON cannot hold fails this run, not the whole batch
+            return self.recorder.record(order, result)
         with transaction.atomic():
             result = handler.func(order)
             outcome = services.complete(order, self.name, order.attempt, result)
@@ -218,5 +224,6 @@ class Runner:
                         self.grace, "abandoning them" if self.fenced_off else "releasing them")
         if not self.fenced_off:
             membership.deregister(self.worker, "stopped")
+        self.recorder.stop()
         pool.shutdown(wait=False, cancel_futures=True)
         log.info("%s stopped", self.name)

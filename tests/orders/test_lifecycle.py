@@ -225,3 +225,38 @@ def test_requeue_fences_a_stuck_run_and_revives_expired_or_cancelled_orders():
     assert not complete(stuck, "S0", stuck.attempt, "late")
     assert {o.pk for o in claim("S1", 10)} == {stuck.pk, expired.pk}
     assert "only running, expired or cancelled" in requeue(place_order("noop").pk).message
+
+
+@pytest.mark.django_db
+def test_completing_a_batch_fences_each_order_on_its_own_token():
+    from orders.services import complete_many
+
+    for _ in range(3):
+        place_order("noop")
+    first, second, third = claim("S0", 3)
+    requeue(second.pk)  # a person judged that run stuck: its token is stale now
+    [second_elsewhere] = claim("S1", 3)
+
+    outcomes = complete_many("S0", [(first, 1), (second, 2), (third, 3)])
+
+    assert outcomes[first.pk] and outcomes[third.pk]
+    assert not outcomes[second.pk] and "fenced off" in outcomes[second.pk].message
+    second_elsewhere.refresh_from_db()
+    assert (second_elsewhere.status, second_elsewhere.worker, second_elsewhere.result) == (Status.RUNNING, "S1", None)
+    assert sorted(Order.objects.filter(status=Status.DONE).values_list("result", flat=True)) == [1, 3]
+
+
+@pytest.mark.django_db
+def test_completing_a_batch_records_every_result_and_history():
+    from orders.services import complete_many
+
+    for n in range(4):
+        place_order("noop", {"n": n})
+    claimed = claim("S0", 4)
+
+    outcomes = complete_many("S0", [(order, {"n": order.payload["n"]}) for order in claimed])
+
+    assert all(outcomes.values()) and len(outcomes) == 4
+    for order in Order.objects.all():
+        assert order.status == Status.DONE and order.result == {"n": order.payload["n"]}
+        assert [(h["worker"], h["attempt"], h["outcome"]) for h in order.history] == [("S0", 1, "done")]

@@ -44,6 +44,8 @@ def routing_key_owned_by(name: str) -> str:
 def test_chaos_three_kill_9s_lose_nothing_and_complete_every_order_once(processes):
     create_completions_table()
     place_orders([OrderSpec("record", {"seconds": 0.05}) for _ in range(3000)])
+    # bake results are written in batches (it is not atomic): each must still complete once.
+    place_orders([OrderSpec("bake", {"seconds": 0.02}) for _ in range(1000)])
     processes.notifier("N1", **FAST)
     live = {f"S{n}": processes.worker(f"S{n}", concurrency=4, **FAST) for n in range(4)}
     chaos = random.Random(7)
@@ -56,13 +58,15 @@ def test_chaos_three_kill_9s_lose_nothing_and_complete_every_order_once(processe
         victims.append(victim)
         live[replacement] = processes.worker(replacement, concurrency=4, **FAST)
 
-    wait_for(lambda: Order.objects.filter(status=Status.DONE).count() == 3000, timeout=180,
-             interval=0.5, message="all 3,000 orders done")
+    wait_for(lambda: Order.objects.filter(status=Status.DONE).count() == 4000, timeout=180,
+             interval=0.5, message="all 4,000 orders done")
     wait_for(lambda: Event.objects.filter(kind=EventKind.DIED).count() == 3, message="three deaths recorded")
 
     rows = completions()
     assert len(rows) == 3000, "one completion row per order, none twice"
-    assert {row[0] for row in rows} == {str(pk) for pk in Order.objects.values_list("pk", flat=True)}
+    assert {row[0] for row in rows} == {str(pk) for pk in Order.objects.filter(kind="record").values_list("pk", flat=True)}
+    for history in Order.objects.filter(kind="bake").values_list("history", flat=True):
+        assert [entry["outcome"] for entry in history].count("done") == 1
     final = {str(pk): (worker, attempt) for pk, worker, attempt in Order.objects.values_list("pk", "worker", "attempt")}
     assert all(final[order_id] == (worker, attempt) for order_id, worker, attempt in rows)
     deaths = Event.objects.filter(kind=EventKind.DIED)
