@@ -24,6 +24,10 @@ class OrderAdmin(admin.ModelAdmin):
     def has_operate_permission(self, request):
         return actions.may_operate(request.user)
 
+    def has_delete_permission(self, request, obj=None):
+        # Orders end through the services (cancel, pruning), never by a bare delete.
+        return False
+
     @admin.action(description="Retry the selected dead orders", permissions=["operate"])
     def retry_orders(self, request, queryset):
         self._apply(request, queryset, "retry")

@@ -5,6 +5,7 @@ import math
 import uuid
 from functools import wraps
 
+from django.conf import settings as django_settings
 from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -107,6 +108,8 @@ def _read_json_body(request, bulk: bool = False):
     """The decoded body, or an error response; the size is checked before reading."""
     settings = conf.get()
     limit = (settings.max_payload_bytes + ENVELOPE_BYTES) * (settings.max_bulk if bulk else 1)
+    # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE on its own; say so in our words first.
+    limit = min(limit, django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE or limit)
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:

@@ -4,8 +4,8 @@ so the hot path writes no extra rows."""
 from django.db.models import F, Func, JSONField
 
 # History outcomes of attempts that failed: the handler raised, the lease lapsed (a stuck
-# run or a lost worker's last try), or a pinned order's shop closed. ("requeued" and
-# "released" are not failures: the worker stopped or was lost, not the handler.)
+# run or a lost worker's last try), or a pinned order's shop closed. ("requeued" is not:
+# the worker stopped or was lost, or a person sent the order back; the handler did not fail.)
 FAILED_OUTCOMES = ("failed", "lapsed", "closed")
 
 

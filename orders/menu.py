@@ -15,7 +15,8 @@ def _seconds(order, default: float) -> float:
 @handler("bake", timeout=60)
 def bake(order):
     """Bake a pizza: takes payload["seconds"] (3 by default). A bake over a minute is a
-    stuck oven: its lease lapses and another shop bakes it."""
+    stuck oven: its lease lapses and the order is baked again by another run (in the
+    shop its bucket belongs to, if that shop has a free oven)."""
     time.sleep(_seconds(order, 3))
     return {"baked": order.payload.get("pizza", "margherita")}
 
@@ -33,22 +34,27 @@ def deliver(order):
     return {"delivered_to": order.payload.get("address", "the counter")}
 
 
-@handler("transcode")
-def transcode(order):
-    """One upload fans out into one order per resolution, which run in parallel."""
+@handler("upload", atomic=True)
+def upload(order):
+    """One video upload fans out into a transcoding order per resolution, which run in
+    parallel. Atomic: the children commit with this order's completion, so a retried
+    upload never places them twice."""
     from orders.services import OrderSpec, place_orders
 
-    resolution = order.payload.get("resolution")
-    if resolution is None:
-        video = order.payload.get("video", "upload.mp4")
-        specs = [
-            OrderSpec("transcode", {"video": video, "resolution": r, "seconds": order.payload.get("seconds", 2)})
-            for r in RESOLUTIONS
-        ]
-        children = place_orders(specs)
-        return {"fanned_out": [str(child.id) for child in children]}
+    video = order.payload.get("video", "upload.mp4")
+    seconds = order.payload.get("seconds", 2)
+    children = place_orders([
+        OrderSpec("transcode", {"video": video, "resolution": resolution, "seconds": seconds})
+        for resolution in RESOLUTIONS
+    ])
+    return {"transcodes": [str(child.id) for child in children]}
+
+
+@handler("transcode")
+def transcode(order):
+    """Transcode one video to payload["resolution"]."""
     time.sleep(_seconds(order, 2))
-    return {"video": order.payload.get("video"), "resolution": resolution}
+    return {"video": order.payload.get("video"), "resolution": order.payload.get("resolution")}
 
 
 @handler("flaky")

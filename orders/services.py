@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Iterable
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from pizzaq import conf
@@ -25,14 +25,15 @@ from orders.tally import record_pruned
 
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
-    "complete", "complete_many", "fail", "extend", "release", "cancel", "retry", "requeue", "expire_overdue",
-    "requeue_lapsed", "requeue_running_on", "close_pinned", "renew_leases", "prune_finished",
+    "complete", "complete_many", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
+    "requeue_lapsed", "requeue_running_on", "close_pinned", "close_orphaned_pins", "renew_leases", "prune_finished",
     "backoff_delay",
 ]
 
 log = logging.getLogger("pizzaq.orders")
 
 BULK_BATCH_SIZE = 2000
+PRUNE_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,11 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
 # --- claiming --------------------------------------------------------------------------
 
 
-def _claimable(worker: str, buckets, now):
+def _claimable(worker: str, buckets, alive, now):
     """Ready orders this worker may take: its buckets' orders and those pinned to it."""
     mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=buckets)
-    return Order.objects.ready(now).filter(mine | Q(pinned_to=worker)).claim_order()
+    pinned = Q(pinned_to=worker) if alive is None else Q(Exists(alive), pinned_to=worker)
+    return Order.objects.ready(now).filter(mine | pinned).claim_order()
 
 
 def _claim_fields(worker: str, now) -> dict:
@@ -93,15 +95,17 @@ def _claim_fields(worker: str, now) -> dict:
     }
 
 
-def claim(worker: str, limit: int = 1, *, buckets=None) -> list[Order]:
+def claim(worker: str, limit: int = 1, *, buckets=None, alive=None) -> list[Order]:
     """Atomically take up to ``limit`` ready orders, highest priority first.
 
     ``buckets`` (bucket numbers, or a subquery of them) limits the claim to the
-    worker's own buckets; orders pinned to the worker are always its own."""
+    worker's own buckets; orders pinned to the worker are its own too, as long as the
+    ``alive`` subquery finds a row (a worker declared dead owns no buckets, and this
+    keeps it from taking a take-away order placed after its death)."""
     if limit < 1:
         return []
     now = timezone.now()
-    candidates = _claimable(worker, buckets, now)[:limit]
+    candidates = _claimable(worker, buckets, alive, now)[:limit]
     if connection.vendor == "postgresql":
         claimed = _claim_postgresql(candidates, worker, now)
     else:
@@ -190,7 +194,9 @@ def complete_many(worker: str, finished: list[tuple[Order, object]]) -> dict:
 def _complete_batch_postgresql(worker: str, finished) -> set:
     table, now = Order._meta.db_table, timezone.now()
     rows = ", ".join(["(%s::uuid, %s::integer, %s::jsonb)"] * len(finished))
-    values = [param for order, result in finished for param in (order.pk, order.attempt, json.dumps(result))]
+    # None stays SQL NULL, as complete() stores it.
+    values = [param for order, result in finished
+              for param in (order.pk, order.attempt, None if result is None else json.dumps(result))]
     history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at")
     sql = (
         f"UPDATE {table} AS o SET status = %s, result = v.result, finished_at = %s,"
@@ -238,25 +244,17 @@ def extend(order: Order, worker: str, attempt: int, seconds: float) -> Outcome:
     )
 
 
-def renew_leases(worker: str, order_ids, seconds: float) -> int:
-    """Push the leases of ``worker``'s running orders ``seconds`` ahead (one UPDATE)."""
+def renew_leases(worker: str, tokens, seconds: float) -> int:
+    """Push the leases of ``worker``'s runs, given as (order id, attempt) fencing tokens,
+    ``seconds`` ahead in one UPDATE; a run that lost its order renews nothing."""
+    tokens = list(tokens)
+    if not tokens:
+        return 0
+    held = Q()
+    for order_id, attempt in tokens:
+        held |= Q(pk=order_id, attempt=attempt)
     lease = timezone.now() + timedelta(seconds=seconds)
-    return Order.objects.filter(pk__in=list(order_ids), status=Status.RUNNING, worker=worker).update(
-        lease_expires_at=lease
-    )
-
-
-def release(order: Order, worker: str, attempt: int, reason: str) -> Outcome:
-    """Give a claimed order back to the queue without using up one of its tries."""
-    now = timezone.now()
-    with transaction.atomic():
-        outcome = _fenced_update(
-            order, (worker, attempt), f"order {order.pk} released: {reason}",
-            **_requeue_fields(now, "released", reason),
-        )
-        if outcome:
-            notify_after_commit()
-    return outcome
+    return Order.objects.filter(held, status=Status.RUNNING, worker=worker).update(lease_expires_at=lease)
 
 
 def _requeue_fields(now, outcome: str, reason: str) -> dict:
@@ -281,8 +279,9 @@ def cancel(order_id) -> Outcome:
     """Withdraw an order that has not started, or give up on a dead letter for good."""
     now = timezone.now()
     cancellable = Order.objects.filter(pk=order_id, status__in=[Status.QUEUED, Status.DEAD])
-    # A dead letter keeps its error; a queued order says why it never ran.
-    changed = cancellable.filter(status=Status.DEAD).update(status=Status.CANCELLED, finished_at=now)
+    # An order that failed before (a dead letter, a retry waiting) keeps its error; one
+    # that never ran says so.
+    changed = cancellable.exclude(last_error="").update(status=Status.CANCELLED, finished_at=now)
     changed = changed or cancellable.update(
         status=Status.CANCELLED, finished_at=now, last_error="cancelled before it started"
     )
@@ -294,8 +293,9 @@ def cancel(order_id) -> Outcome:
 def retry(order_id) -> Outcome:
     """Put a dead-lettered order back in the queue with a fresh set of tries."""
     with transaction.atomic():
+        # A person asked for it to run again: its old time-to-live no longer applies.
         changed = Order.objects.filter(pk=order_id, status=Status.DEAD).update(
-            status=Status.QUEUED, run_after=timezone.now(), finished_at=None, worker="",
+            status=Status.QUEUED, run_after=timezone.now(), finished_at=None, worker="", expires_at=None,
             uncounted_attempts=F("attempt"),
         )
         if changed:
@@ -377,9 +377,19 @@ def close_pinned(worker: str) -> int:
     )
 
 
-def prune_finished(older_than: float | None = None, batch: int = 5000, on_batch=None) -> int:
+def close_orphaned_pins(open_shops) -> int:
+    """Take-away orders pinned to a shop that is not open (dead, gone, or never was) fail
+    saying so, instead of waiting forever."""
+    orphaned = (Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).exclude(pinned_to="")
+                .exclude(pinned_to__in=list(open_shops)).values_list("pinned_to", flat=True).distinct())
+    return sum(close_pinned(shop) for shop in list(orphaned))
+
+
+def prune_finished(older_than: float | None = None, batch: int = PRUNE_BATCH, on_batch=None,
+                   max_batches: int | None = None) -> int:
     """Delete finished orders older than the retention period, a batch at a time so no
-    transaction grows large; ``on_batch(n)`` hears how many each batch deleted."""
+    transaction grows large (at most ``max_batches``); ``on_batch(n)`` hears how many each
+    batch deleted."""
     retention = conf.get().retention if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=retention)
     old = Order.objects.finished().filter(finished_at__lt=cutoff)
@@ -395,4 +405,6 @@ def prune_finished(older_than: float | None = None, batch: int = 5000, on_batch=
         pruned += deleted
         if on_batch:
             on_batch(deleted)
+        if max_batches is not None and (max_batches := max_batches - 1) <= 0:
+            break
     return pruned

@@ -24,12 +24,6 @@ def create_token(user, name: str = "default", expires_at=None) -> tuple[ApiToken
     return token, key
 
 
-def authenticate(key: str):
-    """The active user behind ``key``, or None."""
-    token = authenticate_token(key)
-    return token.user if token else None
-
-
 def authenticate_token(key: str) -> ApiToken | None:
     """The usable token for ``key`` (recording its use), or None."""
     digest = _hash(key)

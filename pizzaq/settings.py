@@ -124,6 +124,8 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "/admin/login/"
+# The largest request body read at all (a bulk placement); the API answers 413 above it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 PIZZAQ = overrides_from_environ()
 

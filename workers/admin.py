@@ -27,6 +27,10 @@ class WorkerAdmin(admin.ModelAdmin):
     def has_operate_permission(self, request):
         return actions.may_operate(request.user)
 
+    def has_delete_permission(self, request, obj=None):
+        # A deleted row would leave a live process fenced off and its orders unmoved.
+        return False
+
     def has_add_permission(self, request):
         return False
 

@@ -75,8 +75,10 @@ def mark_stopping(worker: Worker) -> bool:
     with transaction.atomic():
         lock_membership()
         stopping = _this_incarnation(worker).update(status=WorkerStatus.STOPPING)
-        if stopping:
-            rebalance()
+        if stopping and (changes := rebalance()):
+            record(EventKind.REASSIGNED, f"{worker.name} is stopping: "
+                   + describe_moves(changes, queued_orders_following(changes)),
+                   worker=worker.name, data={"buckets": sorted(changes)})
     return bool(stopping)
 
 

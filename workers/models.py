@@ -63,7 +63,6 @@ class EventKind(models.TextChoices):
     DIED = "died"
     FORCE_FAILED = "force_failed"
     REASSIGNED = "reassigned"
-    FENCED = "fenced"
     LEADER = "leader"
     ACTION = "action"
 
@@ -108,7 +107,6 @@ class NotifierLease(models.Model):
     id = models.IntegerField(primary_key=True, default=1)
     holder = models.CharField(max_length=200, blank=True, default="")
     expires_at = models.DateTimeField(default=timezone.now)
-    acquired_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
         return f"{self.holder or 'nobody'} until {self.expires_at:%H:%M:%S}"

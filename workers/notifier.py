@@ -83,9 +83,15 @@ class Notifier:
             log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
         if expired := services.expire_overdue():
             log.info("%d orders expired before they started", expired)
-        changed = self.repair_ownership() or changed or lapsed or expired
-        if self._due("last_prune", PRUNE_EVERY) and (pruned := services.prune_finished()):
+        if closed := services.close_orphaned_pins(Worker.objects.live().values_list("name", flat=True)):
+            log.info("%d take-away orders failed: their shop is not open", closed)
+        changed = self.repair_ownership() or changed or lapsed or expired or closed
+        # One batch a tick at most, so a long prune never delays noticing a dead worker;
+        # a full batch means more is waiting, so the next tick prunes again.
+        if self._due("last_prune", PRUNE_EVERY) and (pruned := services.prune_finished(max_batches=1)):
             log.info("pruned %d finished orders past retention", pruned)
+            if pruned >= services.PRUNE_BATCH:
+                self.last_prune = 0.0
         if self._due("last_sample", SAMPLE_EVERY):
             self.sample_queue()
             changed = True

@@ -34,6 +34,11 @@ def owned_by(name: str):
     return Bucket.objects.filter(owner=name).values("number")
 
 
+def still_alive(worker: Worker):
+    """A subquery that finds a row while this incarnation of ``worker`` is alive."""
+    return Worker.objects.filter(pk=worker.pk, incarnation=worker.incarnation, status=WorkerStatus.ALIVE)
+
+
 def _ring() -> HashRing:
     return HashRing(Worker.objects.filter(status=WorkerStatus.ALIVE).values_list("name", flat=True))
 

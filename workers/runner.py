@@ -25,7 +25,7 @@ from workers import membership
 from workers.beacon import ChangeBeacon
 from workers.listener import Listener
 from workers.recorder import Recorder
-from workers.ownership import owned_by
+from workers.ownership import owned_by, still_alive
 
 log = logging.getLogger("pizzaq.worker")
 
@@ -34,6 +34,25 @@ EXIT_FENCED = 3
 
 class Fenced(Exception):
     """This run lost its order; whatever it did inside the completion transaction is undone."""
+
+
+class HandlerFailed(Exception):
+    """The handler raised or returned what JSON cannot hold: this attempt failed. (Errors
+    recording an outcome are not the handler's: they leave the order to its lease.)"""
+
+    def __init__(self, traceback_text: str):
+        super().__init__(traceback_text.strip().splitlines()[-1])
+        self.traceback = traceback_text
+
+
+def _call(handler, order: Order):
+    """The handler's JSON-ready result, or HandlerFailed."""
+    try:
+        result = handler.func(order)
+        json.dumps(result, allow_nan=False)
+    except Exception:
+        raise HandlerFailed(traceback.format_exc()) from None
+    return result
 
 
 @dataclass
@@ -48,6 +67,9 @@ class Runner:
         self.name, self.concurrency = name, concurrency
         self.grace = conf.get().shutdown_grace if grace is None else grace
         self.stopping = threading.Event()
+        # Set once shutdown is over: heartbeats and lease renewals go on until then, so a
+        # worker finishing its orders in the grace period is not taken for dead.
+        self.exited = threading.Event()
         self.wake = threading.Event()
         self.running: dict = {}
         self.beacon = ChangeBeacon(self.stopping)
@@ -66,6 +88,7 @@ class Runner:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.name) as pool:
             self._loop(pool)
             self._shut_down(pool)
+            self.exited.set()
             if self.running:
                 # Runs still going were released (or fenced off): their results would be
                 # refused, so do not wait for them.
@@ -102,11 +125,18 @@ class Runner:
 
     def _loop(self, pool) -> None:
         poll = conf.get().poll_interval
-        mine = owned_by(self.name)
+        mine, alive = owned_by(self.name), still_alive(self.worker)
         while not self.stopping.is_set():
             self.wake.clear()
             free = self.concurrency - len(self.running)
-            claimed = services.claim(self.name, free, buckets=mine) if free > 0 else []
+            try:
+                claimed = services.claim(self.name, free, buckets=mine, alive=alive) if free > 0 else []
+            except DatabaseError as error:
+                # A restart or a lock timeout: nothing was claimed. Reconnect and go on.
+                log.warning("%s could not claim (%s); trying again", self.name, error)
+                close_old_connections()
+                self.stopping.wait(poll)
+                continue
             for order in claimed:
                 self._submit(pool, order)
             if claimed:
@@ -118,15 +148,17 @@ class Runner:
         log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
                  self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt,
                  extra=order_fields(self.name, order))
-        self.running[order.pk] = Run(order, pool.submit(self._process, order))
-        self.running[order.pk].future.add_done_callback(lambda done, pk=order.pk: self._finished(pk, done))
+        # Keyed by the fencing token: a stuck run and its retry on this same shop are two runs.
+        token = (order.pk, order.attempt)
+        self.running[token] = Run(order, pool.submit(self._process, order))
+        self.running[token].future.add_done_callback(lambda done: self._finished(token, done))
 
-    def _finished(self, pk, future) -> None:
+    def _finished(self, token, future) -> None:
         if future.exception() is not None:
             # Recording the outcome itself failed (database gone?); the lease will
             # lapse and the order will be retried elsewhere.
-            log.error("%s could not record the outcome of order %s: %r", self.name, pk, future.exception())
-        self.running.pop(pk, None)
+            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], future.exception())
+        self.running.pop(token, None)
         self.beacon.mark()
         self.wake.set()
 
@@ -145,11 +177,11 @@ class Runner:
         started = time.monotonic()
         try:
             outcome = self._run_handler(order)
+        except HandlerFailed as failed:
+            outcome = services.fail(order, self.name, order.attempt, failed.traceback)
         except Fenced as fenced:
             log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
             return
-        except Exception:
-            outcome = services.fail(order, self.name, order.attempt, traceback.format_exc())
         elapsed = time.monotonic() - started
         fields = order_fields(self.name, order, elapsed=round(elapsed, 3))
         if outcome:
@@ -161,16 +193,13 @@ class Runner:
         try:
             handler = get_handler(order.kind)
         except UnknownKind as error:
-            return services.fail(order, self.name, order.attempt, f"UnknownKind: {error}")
+            raise HandlerFailed(f"UnknownKind: {error}") from None
         if handler.visibility_timeout:
             services.extend(order, self.name, order.attempt, handler.visibility_timeout)
         if not handler.atomic:
-            result = handler.func(order)
-            json.dumps(result)  # a result JSON cannot hold fails this run, not the whole batch
-            return self.recorder.record(order, result)
+            return self.recorder.record(order, _call(handler, order))
         with transaction.atomic():
-            result = handler.func(order)
-            outcome = services.complete(order, self.name, order.attempt, result)
+            outcome = services.complete(order, self.name, order.attempt, _call(handler, order))
             if not outcome:
                 # Roll back the handler's writes too: another run owns this order now.
                 raise Fenced(outcome.message)
@@ -180,20 +209,22 @@ class Runner:
 
     def _heartbeat_loop(self) -> None:
         interval = conf.get().heartbeat_interval
-        while not self.stopping.wait(interval):
+        while not self.exited.wait(interval):
             try:
                 alive = membership.heartbeat(self.worker)
                 if alive:
                     self._renew_leases()
                     self.beacon.mark()
-            except Exception as error:  # the database may be briefly unreachable
+            except DatabaseError as error:  # the database may be briefly unreachable
                 log.warning("%s heartbeat failed: %s", self.name, error)
+                close_old_connections()
                 continue
             if not alive:
                 self.fenced_off = True
                 log.error("%s was declared dead and its orders were moved elsewhere; exiting without "
                           "recording any result (start it again to rejoin as a new incarnation)", self.name)
                 self.request_stop("fenced off")
+                break
         close_old_connections()
 
     def _renew_leases(self) -> None:
@@ -202,15 +233,15 @@ class Runner:
         default = conf.get().visibility_timeout
         now = time.monotonic()
         by_length = defaultdict(list)
-        for pk, run in list(self.running.items()):
+        for token, run in list(self.running.items()):
             try:
                 handler = get_handler(run.order.kind)
             except UnknownKind:
                 continue
             if handler.timeout is None or now - run.started < handler.timeout:
-                by_length[handler.visibility_timeout or default].append(pk)
-        for seconds, ids in by_length.items():
-            services.renew_leases(self.name, ids, seconds)
+                by_length[handler.visibility_timeout or default].append(token)
+        for seconds, tokens in by_length.items():
+            services.renew_leases(self.name, tokens, seconds)
 
     def _shut_down(self, pool) -> None:
         if not self.fenced_off:

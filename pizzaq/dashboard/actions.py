@@ -4,6 +4,7 @@ One place for the dashboard's HTTP views, its websocket and the admin: each acti
 the same named permission, calls the same service, and is recorded as an Event naming who
 did it, in the same transaction as the change."""
 
+import uuid
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -45,6 +46,10 @@ def perform(user, action: str, target: str) -> ActionResult:
                             outcome.message)
     if action not in ORDER_ACTIONS:
         return ActionResult(404, f"no action {action!r}")
+    try:
+        target = str(uuid.UUID(str(target)))
+    except ValueError:
+        return ActionResult(404, f"no order {target}")
     with transaction.atomic():
         outcome = ORDER_ACTIONS[action](target)
         if outcome:

@@ -61,7 +61,9 @@ def workers(now, owners: dict[int, str]) -> list[dict]:
     running = Counter(dict(Order.objects.filter(status=Status.RUNNING).values_list("worker").annotate(n=Count("id"))))
     done = Counter(dict(Order.objects.filter(status=Status.DONE).values_list("worker").annotate(n=Count("id"))))
     queued_by_bucket = Order.objects.filter(status=Status.QUEUED, pinned_to="").values_list("bucket").annotate(n=Count("id"))
-    queued = Counter()
+    queued = Counter(dict(
+        Order.objects.filter(status=Status.QUEUED).exclude(pinned_to="").values_list("pinned_to").annotate(n=Count("id"))
+    ))
     for bucket, n in queued_by_bucket:
         queued[owners.get(bucket, "")] += n
     buckets = Counter(owners.values())

@@ -157,3 +157,16 @@ def grant_operate(user):
     from django.contrib.auth.models import Permission
 
     user.user_permissions.add(Permission.objects.get(codename="operate_queue"))
+
+
+async def test_a_malformed_order_id_over_the_websocket_is_a_clear_404(staff):
+    await database_sync_to_async(grant_operate)(staff)
+    socket = communicator(await database_sync_to_async(get_user_model().objects.get)(pk=staff.pk))
+    await socket.connect()
+    await socket.receive_json_from(timeout=5)
+
+    await socket.send_json_to({"action": "cancel", "target": "not-an-id"})
+
+    answer = await next_message_of_type(socket, "action")
+    assert answer["status"] == 404 and answer["message"] == "no order not-an-id"
+    await socket.disconnect()

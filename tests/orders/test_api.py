@@ -248,3 +248,14 @@ def test_internal_kinds_cannot_be_placed_by_clients(api):
     assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_kind"
     assert bulk.status_code == 400
     assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_bulk_body_over_the_server_limit_is_a_json_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = json.dumps({"orders": [{"kind": "noop", "payload": {"notes": "x" * 2_000}}] * 10})
+
+    response = api.post("/api/orders/bulk", body, content_type="application/json")
+
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    assert Order.objects.count() == 0

@@ -8,7 +8,7 @@ from django.utils import timezone
 from orders.models import Order, Status
 from orders.services import (
     backoff_delay, cancel, claim, complete, expire_overdue, extend, fail, place_order,
-    prune_finished, release, requeue, requeue_lapsed, requeue_running_on, retry,
+    prune_finished, requeue, requeue_lapsed, requeue_running_on, retry,
 )
 
 
@@ -188,17 +188,17 @@ def test_extend_keeps_a_long_run_from_lapsing():
 
 
 @pytest.mark.django_db
-def test_release_gives_the_order_back_without_using_a_try():
+def test_a_worker_leaving_gives_its_orders_back_without_using_a_try():
     place_order("bake", max_attempts=1)
-    order = claim_one()
+    claim_one()
 
-    assert release(order, "S0", order.attempt, "shutting down")
+    assert requeue_running_on("S0", "S0 left: stopped") == 1
 
     again = claim_one()
     assert fail(again, "S0", again.attempt, "RuntimeError: one real try")
     again.refresh_from_db()
     assert again.status == Status.DEAD
-    assert [h["outcome"] for h in again.history] == ["released", "failed"]
+    assert [h["outcome"] for h in again.history] == ["requeued", "failed"]
 
 
 @pytest.mark.django_db

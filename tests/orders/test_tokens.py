@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from orders.models import ApiToken
-from orders.tokens import authenticate
+from orders.tokens import authenticate_token
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def user(db):
 
 def test_no_table_holds_a_usable_token_in_clear_text(capsys, user):
     key = create(capsys, "cashier", "--name", "till")
-    assert authenticate(key) == user
+    assert authenticate_token(key).user == user
 
     with connection.cursor() as cursor:
         dumps = []
@@ -44,7 +44,7 @@ def test_tokens_are_listed_by_prefix_and_can_be_revoked(capsys, user):
     call_command("revoketoken", prefix)
 
     assert prefix in listing and "till" in listing and "active" in listing and key not in listing
-    assert authenticate(key) is None
+    assert authenticate_token(key) is None
     call_command("listtokens", "cashier")
     assert "revoked" in capsys.readouterr().out
 
@@ -53,7 +53,7 @@ def test_expiring_tokens_stop_working(capsys, user):
     key = create(capsys, "cashier", "--expires-in-days", "1")
     ApiToken.objects.update(expires_at="2000-01-01T00:00:00Z")
 
-    assert authenticate(key) is None
+    assert authenticate_token(key) is None
 
 
 def test_bad_token_commands_say_why():

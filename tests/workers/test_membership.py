@@ -160,3 +160,26 @@ def test_only_one_notifier_leads_until_its_lease_lapses():
 
     assert leadership.hold_or_take("N2", 3)
     assert not leadership.hold_or_take("N1", 3)
+
+
+def test_take_away_orders_for_a_shop_that_is_not_open_fail_instead_of_waiting():
+    register("S0")
+    for_ghost = place_order("bake", pinned_to="S9")
+    for_s0 = place_order("bake", pinned_to="S0")
+    notifier = Notifier("N1")
+    notifier._lead()
+
+    notifier.tick()
+
+    assert Order.objects.get(pk=for_ghost.pk).last_error == "shop S9 closed; order not moved"
+    assert Order.objects.get(pk=for_s0.pk).status == Status.QUEUED
+
+
+def test_a_dead_worker_cannot_claim_take_away_orders_placed_after_its_death():
+    from workers.ownership import still_alive
+
+    zombie = register("S3")
+    force_fail("S3", "alice")
+    place_order("bake", pinned_to="S3")
+
+    assert claim("S3", 5, buckets=owned_by("S3"), alive=still_alive(zombie)) == []

@@ -9,7 +9,7 @@ import pytest
 from orders.models import Order, Status
 from orders.services import claim, expire_overdue, place_order
 from tests.conftest import wait_for
-from workers.models import Worker, WorkerStatus
+from workers.models import Event, EventKind, Worker, WorkerStatus
 
 FAST = {"PIZZAQ_POLL_INTERVAL": "0.2", "PIZZAQ_HEARTBEAT_INTERVAL": "0.5"}
 
@@ -116,3 +116,20 @@ def test_a_second_name_clash_is_refused_with_a_clear_message(processes):
 
     assert clash.wait(30) != 0
     assert "worker S0 is already running" in open(clash.log_path).read()
+
+
+def test_a_worker_finishing_orders_in_its_grace_period_is_not_taken_for_dead(processes):
+    fast_death = {**FAST, "PIZZAQ_WORKER_TIMEOUT": "2"}
+    processes.notifier("N1", **fast_death)
+    worker = processes.worker("S0", concurrency=1, PIZZAQ_SHUTDOWN_GRACE="20", **fast_death)
+    wait_for(worker_registered("S0"))
+    order = place_order("bake", {"seconds": 5})
+    wait_for(lambda: Order.objects.filter(pk=order.pk, status=Status.RUNNING).exists())
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(30) == 0
+    order.refresh_from_db()
+    assert order.status == Status.DONE and order.attempt == 1
+    assert Worker.objects.get(name="S0").status == WorkerStatus.LEFT
+    assert not Event.objects.filter(kind=EventKind.DIED).exists()

@@ -1,0 +1,27 @@
+"""The demo menu's fan-out: an upload places its transcodes exactly once."""
+
+import pytest
+
+from orders.handlers import get_handler
+from orders.models import Order, Status
+from orders.services import claim, place_order
+from workers.runner import Fenced, Runner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_fans_out_once_even_if_its_run_was_fenced_off():
+    upload = place_order("upload", {"video": "cat.mp4", "seconds": 0})
+    [stale] = claim("S0", 1)
+    Order.objects.filter(pk=upload.pk).update(attempt=stale.attempt + 1)  # another run took it over
+    runner = Runner("S0", 1)
+
+    with pytest.raises(Fenced):
+        runner._run_handler(stale)
+
+    assert Order.objects.filter(kind="transcode").count() == 0
+    Order.objects.filter(pk=upload.pk).update(attempt=stale.attempt)
+    runner._run_handler(stale)
+    transcodes = Order.objects.filter(kind="transcode")
+    assert sorted(t.payload["resolution"] for t in transcodes) == ["1080p", "144p", "720p"]
+    assert Order.objects.get(pk=upload.pk).status == Status.DONE
+    assert get_handler("upload").atomic
