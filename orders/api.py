@@ -69,9 +69,9 @@ def api_view(*methods):
     return decorate
 
 
-def _rate_limited(request, orders: int):
+def rate_limited(client_key: str, orders: int):
     """A 429 if placing ``orders`` would pass the client's limit, else None."""
-    wait = ratelimit.take(request.client_key, orders)
+    wait = ratelimit.take(client_key, orders)
     if not wait:
         return None
     limit = conf.get()
@@ -156,7 +156,7 @@ def _place(request):
         spec = _spec(body)
     except OrderRejected as rejected:
         return _rejected(rejected)
-    if limited := _rate_limited(request, 1):
+    if limited := rate_limited(request.client_key, 1):
         return limited
     try:
         [order] = services.place_orders([spec])
@@ -188,7 +188,7 @@ def orders_bulk(request):
             specs.append(_spec(item))
         except OrderRejected as rejected:
             return _rejected(rejected, index)
-    if limited := _rate_limited(request, len(specs)):
+    if limited := rate_limited(request.client_key, len(specs)):
         return limited
     try:
         placed = services.place_orders(specs)

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from orders import services
-from orders.api import api_error
+from orders.api import api_error, rate_limited
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
 from orders.specs import OrderRejected, check_client_kind
@@ -64,6 +64,12 @@ def place(request):
     """The place-order form; answers JSON so the page can show errors inline."""
     try:
         kind, payload, options = _form_to_options(request.POST)
+    except OrderRejected as rejected:
+        return api_error(400, rejected.code, rejected.message, rejected.field)
+    # The same per-person limit as the API's staff sessions.
+    if limited := rate_limited(f"user:{request.user.pk}", 1):
+        return limited
+    try:
         order = services.place_order(kind, payload, **options)
     except OrderRejected as rejected:
         return api_error(400, rejected.code, rejected.message, rejected.field)

@@ -144,3 +144,15 @@ def test_the_form_neither_offers_nor_accepts_internal_kinds(watcher):
 
     assert "django.task" not in html
     assert response.status_code == 400 and Order.objects.count() == 0
+
+
+def test_the_form_shares_the_per_person_rate_limit(watcher, pizzaq_settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    pizzaq_settings(rate_limit=2, rate_window=60)
+
+    answers = [watcher.post("/dashboard/orders", {"kind": "noop", "payload": "{}"}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 429] and answers[2]["Retry-After"]
+    assert Order.objects.count() == 2
