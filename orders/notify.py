@@ -11,10 +11,16 @@ ORDERS_CHANNEL = "pizzaq_orders"
 CHANGES_CHANNEL = "pizzaq_changes"
 
 
+def notify_now(channel: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """NOTIFY inside the current transaction: PostgreSQL delivers it when (and only if) the
+    transaction commits, identical ones once."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [channel])
+
+
 def _sender(channel: str, using: str):
     def send():
-        with connections[using].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [channel])
+        notify_now(channel, using)
 
     send.pizzaq_channel = channel
     return send

@@ -10,16 +10,19 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Iterable
 
-from django.db import connection, transaction
-from django.db.models import Exists, F, Q
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Exists, F, JSONField, Q
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from pizzaq import conf
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
-from orders.notify import notify_after_commit
+from orders.notify import ORDERS_CHANNEL, notify_after_commit, notify_now
 from orders.specs import OrderRejected, OrderSpec, build_order
 from orders.tally import record_pruned
 
@@ -33,6 +36,8 @@ __all__ = [
 log = logging.getLogger("pizzaq.orders")
 
 BULK_BATCH_SIZE = 2000
+# Placing more orders than this at once goes through COPY.
+COPY_THRESHOLD = 50
 PRUNE_BATCH = 5000
 
 
@@ -66,11 +71,62 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         except OrderRejected as rejected:
             rejected.index = index
             raise
-    with transaction.atomic():
-        Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
-        # Wake idle workers once the orders are visible to them, not before.
-        notify_after_commit()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
+    elif len(orders) <= COPY_THRESHOLD:
+        _insert_and_notify(orders)  # one statement is a transaction of its own
+    else:
+        with transaction.atomic():
+            _copy_in(orders)
+            # Delivered when this transaction commits, like the INSERT's.
+            notify_now(ORDERS_CHANNEL)
     return orders
+
+
+def _copy_in(orders: list[Order]) -> None:
+    """Stream many orders in with COPY: no SQL to build or parse per row."""
+    fields = Order._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {Order._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for order in orders:
+                copy.write_row([_copy_value(field, order) for field in fields])
+
+
+def _copy_value(field, order: Order):
+    value = getattr(order, field.attname)
+    return Jsonb(value) if isinstance(field, JSONField) and value is not None else value
+
+
+def _insert_and_notify(orders: list[Order]) -> None:
+    """INSERT and NOTIFY in one statement, one round trip. PostgreSQL delivers a NOTIFY
+    only when its transaction commits, and identical ones in a transaction only once, so
+    idle workers wake once the orders are visible to them, not before, and once."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if len(orders) == 1:
+        # The common case, with the statement compiled once: compiling it every time
+        # cost as much as sending it.
+        fields = Order._meta.concrete_fields
+        insert_sql = _single_insert_sql()
+        params = [field.get_db_prep_save(getattr(orders[0], field.attname), db) for field in fields]
+    else:
+        [(insert_sql, params)] = _insert_query(orders).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
+    with db.cursor() as cursor:
+        cursor.execute(f"WITH placed AS ({insert_sql} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1",
+                       [*params, ORDERS_CHANNEL])
+
+
+def _insert_query(orders: list[Order]) -> InsertQuery:
+    query = InsertQuery(Order)
+    query.insert_values(Order._meta.concrete_fields, orders)
+    return query
+
+
+@lru_cache(maxsize=1)
+def _single_insert_sql() -> str:
+    [(insert_sql, _)] = _insert_query([Order(bucket=0)]).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
+    return insert_sql
 
 
 # --- claiming --------------------------------------------------------------------------

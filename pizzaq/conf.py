@@ -66,8 +66,17 @@ def overrides_from_environ(environ=os.environ) -> dict:
     return overrides
 
 
+_built: tuple = (None, PizzaqConf())
+
+
 def get() -> PizzaqConf:
-    """The effective settings: defaults overlaid with ``settings.PIZZAQ``."""
+    """The effective settings: defaults overlaid with ``settings.PIZZAQ``. Built again
+    only when ``settings.PIZZAQ`` is replaced (as override_settings does); it is read on
+    every order, so do not mutate that dict in place."""
     from django.conf import settings
 
-    return PizzaqConf(**getattr(settings, "PIZZAQ", {}))
+    global _built
+    overrides = getattr(settings, "PIZZAQ", {})
+    if _built[0] is not overrides:
+        _built = (overrides, PizzaqConf(**overrides))
+    return _built[1]

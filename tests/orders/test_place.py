@@ -125,3 +125,30 @@ def test_nul_characters_and_absurd_durations_are_refused(options):
     with pytest.raises(OrderRejected):
         place_order("bake", payload, **options)
     assert Order.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_workers_are_woken_once_per_transaction_and_only_after_commit():
+    from django.db import transaction
+
+    from orders.notify import ORDERS_CHANNEL
+
+    params = connection.settings_dict
+    with psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"],
+                         autocommit=True) as listener:
+        listener.execute(f"LISTEN {ORDERS_CHANNEL}")
+
+        def heard() -> int:
+            return len(list(listener.notifies(timeout=0.5)))
+
+        with transaction.atomic():
+            for _ in range(3):
+                place_order("noop")
+            place_orders([OrderSpec("noop") for _ in range(2500)])
+            before_commit = heard()
+        after_commit = heard()
+        place_order("noop")
+        single = heard()
+
+    assert (before_commit, after_commit, single) == (0, 1, 1)
