@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/pizzaq_ci
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install run test test-postgres test-sqlite
+.PHONY: install run test test-postgres test-sqlite bench
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "pizzaq needs Python 3.12 or newer; set PYTHON=/path/to/python3.12")'
@@ -35,3 +36,8 @@ test-postgres: install
 test-sqlite: install
 	mkdir -p .pytest-tmp
 	env -u DATABASE_URL $(BIN)/pytest --basetemp=.pytest-tmp/sqlite $(PYTEST_ARGS)
+
+# The benchmark suite: pizzaq and its peers side by side (bench/README.md, about 20 minutes).
+bench: install
+	PYTHON=$(PYTHON) bench/setup_peers.sh
+	bench/.venv-peers/bin/python -m bench.run all $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks: pizzaq and peer queues side by side (see bench/README.md)."""

@@ -1,0 +1,46 @@
+"""What every driver shares: its command line, timing, pacing and the JSON it prints.
+
+A driver runs inside its queue's own virtualenv and does one client-side job (place
+orders one by one, in a batch, or paced); the orchestrator reads the JSON it prints."""
+
+import argparse
+import json
+import time
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("queue")
+    p.add_argument("command")
+    p.add_argument("--n", type=int, default=0, help="How many jobs")
+    p.add_argument("--every-ms", type=float, default=20.0, help="Paced placing: one job per this many ms")
+    p.add_argument("--seconds", type=float, default=10.0, help="Paced placing: for this long")
+    p.add_argument("--sleep", type=float, default=60.0, help="The long job's length (recovery)")
+    p.add_argument("--url", default="", help="HTTP API base URL")
+    p.add_argument("--token", default="", help="HTTP API bearer token")
+    p.add_argument("--batch-size", type=int, default=10, help="pgqueuer worker: jobs per dequeue (its default)")
+    p.add_argument("--heartbeat-timeout", type=float, default=30, help="pgqueuer worker: re-pick after (its default)")
+    return p
+
+
+def timed(func, *args) -> float:
+    started = time.perf_counter()
+    func(*args)
+    return time.perf_counter() - started
+
+
+def paced(place, every_ms: float, seconds: float) -> int:
+    """Call ``place(seq)`` every ``every_ms`` on a fixed schedule (no drift) for ``seconds``;
+    returns how many were placed."""
+    count = int(seconds * 1000 / every_ms)
+    started = time.perf_counter()
+    for seq in range(count):
+        delay = started + seq * every_ms / 1000 - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        place(seq)
+    return count
+
+
+def emit(**result) -> None:
+    print(json.dumps(result), flush=True)

@@ -1,0 +1,109 @@
+"""pgqueuer's side: the worker and the client.
+
+    python -m bench.drivers pgqueuer install|enqueue|bulk|fill|paced|long --n N
+    python -m bench.drivers pgqueuer worker [--batch-size 10] [--heartbeat-timeout 30]
+
+The worker is what ``pgq run bench.drivers.pgqueuer_driver:create_queue_manager`` would
+start, through ``pgqueuer.run``, which that command wraps: in pgqueuer 1.6.0 ``pgq run``
+itself stops at start-up (its --log-level value reaches the logging setup as a str)."""
+
+import asyncio
+import json
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pgqueuer
+import psycopg
+from pgqueuer import PsycopgDriver, Queries, QueueManager
+
+from bench.drivers.common import emit
+
+DSN = os.environ["BENCH_DATABASE_URL"]
+
+
+@asynccontextmanager
+async def create_queue_manager():
+    """The worker's factory: one connection, the two entrypoints."""
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        manager = QueueManager(Queries(PsycopgDriver(conn)))
+
+        @manager.entrypoint("noop")
+        async def noop(job) -> None:
+            """The benchmarks' job: nothing at all."""
+
+        @manager.entrypoint("sleep")
+        async def sleep(job) -> None:
+            await asyncio.sleep(json.loads(job.payload)["seconds"])
+
+        yield manager
+
+
+def payload(seq: int, **extra) -> bytes:
+    return json.dumps({"seq": seq, **extra}).encode()
+
+
+def with_queries(work):
+    """Run ``work(queries)`` on one fresh connection and return what it returns."""
+
+    async def run():
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            return await work(Queries(PsycopgDriver(conn)))
+
+    return asyncio.run(run())
+
+
+async def seconds_taken(awaitable) -> float:
+    started = time.perf_counter()
+    await awaitable
+    return time.perf_counter() - started
+
+
+def install(args) -> None:
+    with_queries(lambda queries: queries.install())
+    emit(installed=True)
+
+
+def enqueue(args) -> None:
+    async def enqueue_each(queries):
+        for seq in range(args.n):
+            await queries.enqueue("noop", payload(seq))
+
+    emit(seconds=with_queries(lambda queries: seconds_taken(enqueue_each(queries))))
+
+
+def bulk(args) -> None:
+    n = args.n
+    batch = (["noop"] * n, [payload(seq) for seq in range(n)], [0] * n)
+    emit(seconds=with_queries(lambda queries: seconds_taken(queries.enqueue(*batch))))
+
+
+def paced_jobs(args) -> None:
+    async def place_paced(queries):
+        # The async twin of common.paced: a fixed schedule, so lateness never accumulates.
+        loop = asyncio.get_running_loop()
+        count = int(args.seconds * 1000 / args.every_ms)
+        started = loop.time()
+        for seq in range(count):
+            await asyncio.sleep(max(0.0, started + seq * args.every_ms / 1000 - loop.time()))
+            await queries.enqueue("noop", payload(seq))
+        return count
+
+    emit(placed=with_queries(place_paced))
+
+
+def long_job(args) -> None:
+    ids = with_queries(lambda queries: queries.enqueue("sleep", payload(0, seconds=args.sleep)))
+    emit(job=ids[0])
+
+
+def worker(args) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(pgqueuer.run(create_queue_manager, batch_size=args.batch_size,
+                             heartbeat_timeout=timedelta(seconds=args.heartbeat_timeout)))
+
+
+COMMANDS = {"worker": worker, "install": install, "enqueue": enqueue, "bulk": bulk, "fill": bulk,
+            "paced": paced_jobs, "long": long_job}

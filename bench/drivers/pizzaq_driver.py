@@ -1,0 +1,100 @@
+"""pizzaq's client side, run with the project's own .venv and DATABASE_URL set.
+
+    python -m bench.drivers pizzaq enqueue|enqueue-http|bulk|fill|paced|long|claims|prune --n N
+"""
+
+import http.client
+import json
+import os
+import time
+import urllib.parse
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pizzaq.settings")
+import django  # noqa: E402
+
+django.setup()
+
+from orders.services import OrderSpec, place_order, place_orders  # noqa: E402
+
+from bench.drivers.common import emit, paced, timed  # noqa: E402
+
+# A backlog is placed in slices of this many, so no one transaction holds a million rows.
+BACKLOG_SLICE = 50_000
+
+
+def enqueue(args) -> None:
+    def place_each(n):
+        for seq in range(n):
+            place_order("noop", {"seq": seq})
+
+    emit(seconds=timed(place_each, args.n))
+
+
+def enqueue_http(args) -> None:
+    """POST /api/orders one at a time over one keep-alive connection, as a client would."""
+    url = urllib.parse.urlsplit(args.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"}
+
+    def post_each(n):
+        for seq in range(n):
+            conn.request("POST", "/api/orders", json.dumps({"kind": "noop", "payload": {"seq": seq}}), headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 202:
+                raise RuntimeError(f"POST /api/orders answered {response.status}")
+
+    emit(seconds=timed(post_each, args.n))
+
+
+def bulk(args) -> None:
+    specs = [OrderSpec("noop", {"seq": seq}) for seq in range(args.n)]
+    emit(seconds=timed(place_orders, specs))
+
+
+def fill(args) -> None:
+    """Place ``n`` orders in slices: a scenario's setup, not a measurement."""
+    for first in range(0, args.n, BACKLOG_SLICE):
+        place_orders([OrderSpec("noop", {"seq": seq}) for seq in range(first, min(args.n, first + BACKLOG_SLICE))])
+    emit(placed=args.n)
+
+
+def paced_orders(args) -> None:
+    emit(placed=paced(lambda seq: place_order("noop", {"seq": seq}), args.every_ms, args.seconds))
+
+
+def long_order(args) -> None:
+    order = place_order("bake", {"seconds": args.sleep, "seq": 0})
+    emit(job=str(order.pk))
+
+
+def claims(args) -> None:
+    """Time ``n`` single claims by a registered worker, as its loop makes them (S6). Each
+    claimed order is then completed (untimed), so it ends as a worker would leave it,
+    and the worker leaves, so its buckets go back to the real workers."""
+    from orders.services import claim, complete
+    from workers.membership import deregister, register
+    from workers.ownership import owned_by
+
+    worker = register("BENCH", 1)
+    mine = owned_by("BENCH")
+    timings = []
+    for _ in range(args.n):
+        started = time.perf_counter()
+        claimed = claim("BENCH", 1, buckets=mine)
+        timings.append((time.perf_counter() - started) * 1000)
+        if not claimed:
+            raise RuntimeError("the queue ran dry while timing claims")
+        complete(claimed[0], "BENCH", claimed[0].attempt)
+    deregister(worker, "claims timed")
+    emit(timings_ms=timings)
+
+
+def prune(args) -> None:
+    from orders.services import prune_finished
+
+    emit(pruned=prune_finished(older_than=0))
+
+
+COMMANDS = {"enqueue": enqueue, "enqueue-http": enqueue_http, "bulk": bulk, "fill": fill,
+            "paced": paced_orders, "long": long_order, "claims": claims, "prune": prune}

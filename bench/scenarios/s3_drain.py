@@ -1,0 +1,45 @@
+"""S3 drain: a queue of no-op orders, then workers start; orders per second from the
+first start to the last finish, as the queue itself recorded them (so worker start-up
+is not counted). Once with one worker process on its defaults, once with two worker
+processes tuned for throughput. The check: every order ran exactly once."""
+
+import time
+
+from bench import harness
+from bench.harness import BenchError, Variant
+
+FIGURES = {"drain": ("orders/s", True)}
+DEFAULTS, TUNED = "1 worker, defaults", "2 workers, tuned"
+
+
+def run(queues, options) -> dict:
+    n = options.drain
+    variants = [Variant(f"{q.label}: {q.default_worker}", q,
+                        lambda db, q=q: drain(q, db, n, 1, False, options), DEFAULTS) for q in queues]
+    variants += [Variant(f"{q.label}: {q.tuned_worker}", q,
+                         lambda db, q=q: drain(q, db, n, 2, True, options), TUNED) for q in queues]
+    tables = harness.side_by_side("s3", variants, FIGURES, options.runs)
+    harness.print_table(f"S3 drain: {n:,} queued no-op orders", tables["drain"])
+    return {"orders": n, "tables": harness.tables_json(tables)}
+
+
+def drain(queue, db: str, n: int, workers: int, tuned: bool, options) -> dict:
+    queue.drive(db, "fill", n=n)
+    with harness.running() as started:
+        started.extend(queue.start_worker(db, i, tuned) for i in range(workers))
+        wait_until_finished(queue, db, n, options.drain_timeout, started)
+    if problems := queue.ran_once_problems(db, n):
+        raise BenchError("check failed: " + "; ".join(problems))
+    return {"drain": n / queue.drain_seconds(db)}
+
+
+def wait_until_finished(queue, db: str, n: int, timeout: float, workers: list) -> None:
+    """Poll twice a second (a count is cheap, but not free for the queue being measured);
+    give up at once if a worker died (its log is in bench/results/*.log.tmp)."""
+    deadline = time.monotonic() + timeout
+    while (done := queue.finished(db)) < n:
+        if any(worker.poll() is not None for worker in workers):
+            raise BenchError(f"a {queue.label} worker exited after {done:,} of {n:,} jobs")
+        if time.monotonic() > deadline:
+            raise BenchError(f"only {done:,} of {n:,} finished within {timeout:.0f} s")
+        time.sleep(0.5)

@@ -1,0 +1,65 @@
+"""The headline table of RESULTS.md, from the JSON of the last run (bench/results/s1-s5.json):
+one row per figure, one column per queue, each cell the median (min–max) and, for a
+peer, pizzaq's ratio to it (above 1× means pizzaq does better).
+
+    bench/.venv-peers/bin/python -m bench.summary
+"""
+
+import json
+
+from bench.harness import RESULTS, fmt
+
+QUEUES = ["pizzaq", "procrastinate", "pgqueuer", "django-tasks-db", "celery"]
+# (scenario, figure, group, row title)
+ROWS = [
+    ("s1", "enqueue", "one call per order", "S1 enqueue, one call per order (orders/s)"),
+    ("s1", "enqueue", "HTTP API", "S1 enqueue over HTTP, daphne (orders/s)"),
+    ("s2", "bulk", "batch API", "S2 bulk enqueue, batch API (orders/s)"),
+    ("s3", "drain", "1 worker, defaults", "S3 drain, 1 worker on defaults (orders/s)"),
+    ("s3", "drain", "2 workers, tuned", "S3 drain, 2 workers tuned (orders/s)"),
+    ("s4", "p50", "idle worker", "S4 place → start p50 (ms)"),
+    ("s4", "p99", "idle worker", "S4 place → start p99 (ms)"),
+    ("s5", "recovery", "kill -9", "S5 kill -9 → job runs again (s)"),
+]
+
+
+def load(scenario: str) -> dict:
+    path = RESULTS / f"{scenario}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def queue_of(label: str) -> str:
+    return next(q for q in QUEUES if label.startswith(q))
+
+
+def cells(rows: list[dict]) -> dict[str, str]:
+    """Each queue's cell; pizzaq's first row in the group is the base of the ratios."""
+    by_queue = {}
+    for row in rows:
+        by_queue.setdefault(queue_of(row["label"]), row)
+    base = by_queue.get("pizzaq")
+    return {queue: cell(row, base) for queue, row in by_queue.items()}
+
+
+def cell(row: dict, base: dict | None) -> str:
+    if row["median"] is None:
+        return "; ".join(row["notes"]) or "n/a"
+    text = f"{fmt(row['median'])} ({fmt(row['min'])}–{fmt(row['max'])})"
+    if base is None or base is row or base["median"] is None:
+        return text
+    lower_is_better = row["unit"] in ("ms", "s")
+    ratio = row["median"] / base["median"] if lower_is_better else base["median"] / row["median"]
+    return f"{text}; pizzaq {ratio:.2f}×"
+
+
+def main() -> None:
+    print("| figure | " + " | ".join(QUEUES) + " |\n|---|" + "---|" * len(QUEUES))
+    for scenario, figure, group, title in ROWS:
+        table = load(scenario).get("tables", {}).get(figure, [])
+        row_cells = cells([row for row in table if row["group"] == group])
+        if row_cells:
+            print(f"| {title} | " + " | ".join(row_cells.get(q, "—") for q in QUEUES) + " |")
+
+
+if __name__ == "__main__":
+    main()
