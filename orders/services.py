@@ -139,15 +139,18 @@ def _claimable(worker: str, buckets, alive, now):
     return Order.objects.ready(now).filter(mine | pinned).claim_order()
 
 
+def _first_lease(now):
+    return now + timedelta(seconds=conf.get().visibility_timeout)
+
+
 def _claim_fields(worker: str, now) -> dict:
-    lease = now + timedelta(seconds=conf.get().visibility_timeout)
     return {
         "status": Status.RUNNING,
         "worker": worker,
         # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
         "attempt": F("attempt") + 1,
         "started_at": now,
-        "lease_expires_at": lease,
+        "lease_expires_at": _first_lease(now),
     }
 
 
@@ -184,8 +187,7 @@ def _claim_postgresql(candidates, worker: str, now) -> list[Order]:
         f" started_at = %s, lease_expires_at = %s FROM picked"
         f" WHERE {table}.id = picked.id AND {table}.status = %s RETURNING {table}.*"
     )
-    fields = _claim_fields(worker, now)
-    params = [*picked_params, Status.RUNNING, worker, now, fields["lease_expires_at"], Status.QUEUED]
+    params = [*picked_params, Status.RUNNING, worker, now, _first_lease(now), Status.QUEUED]
     return list(Order.objects.raw(sql, params))
 
 
