@@ -145,9 +145,11 @@ class Runner:
                 self.wake.wait(poll)
 
     def _submit(self, pool, order: Order) -> None:
-        log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
-                 self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt,
-                 extra=order_fields(self.name, order))
+        # The hot path: build the log fields only when the line will be written.
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
+                     self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt,
+                     extra=order_fields(self.name, order))
         # Keyed by the fencing token: a stuck run and its retry on this same shop are two runs.
         token = (order.pk, order.attempt)
         self.running[token] = Run(order, pool.submit(self._process, order))
@@ -183,11 +185,11 @@ class Runner:
             log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
             return
         elapsed = time.monotonic() - started
-        fields = order_fields(self.name, order, elapsed=round(elapsed, 3))
-        if outcome:
-            log.info("%s: %s (%.2f s)", self.name, outcome.message, elapsed, extra=fields)
-        else:
-            log.warning("%s discarded its result: %s", self.name, outcome.message, extra=fields)
+        level = logging.INFO if outcome else logging.WARNING
+        if log.isEnabledFor(level):
+            message = "%s: %s (%.2f s)" if outcome else "%s discarded its result: %s (%.2f s)"
+            log.log(level, message, self.name, outcome.message, elapsed,
+                    extra=order_fields(self.name, order, elapsed=round(elapsed, 3)))
 
     def _run_handler(self, order: Order):
         try:
