@@ -1,7 +1,7 @@
 """Appending an attempt to an order's compact history inside the UPDATE that ends it,
 so the hot path writes no extra rows."""
 
-from django.db.models import F, Func, JSONField
+from django.db.models import DateTimeField, F, Func, JSONField, Value
 
 # History outcomes of attempts that failed: the handler raised, the lease lapsed (a stuck
 # run or a lost worker's last try), or a pinned order's shop closed. ("requeued" is not:
@@ -9,23 +9,26 @@ from django.db.models import F, Func, JSONField
 FAILED_OUTCOMES = ("failed", "lapsed", "closed")
 
 
-def append_sql_postgresql(history: str, worker: str, attempt: str, started: str) -> str:
-    """SQL for ``history`` plus one entry; placeholders for ended, outcome and error."""
+def append_sql_postgresql(history: str, worker: str, attempt: str, started: str, ended: str = "%s::text") -> str:
+    """SQL for ``history`` plus one entry; placeholders for outcome and error, and for
+    ended unless ``ended`` is an expression (ISO 8601 text, as ``isoformat()`` writes)."""
     entry = (
         f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
-        " 'ended', %s::text, 'outcome', %s::text, 'error', %s::text)"
+        f" 'ended', {ended}, 'outcome', %s::text, 'error', %s::text)"
     )
     return f"({history} || jsonb_build_array({entry}))"
 
 
 class AppendAttempt(Func):
-    """``history`` plus one entry built from the row's own worker, attempt and start,
-    so one UPDATE can end many attempts at once."""
+    """``history`` plus one entry built from the row's own worker, attempt and start
+    (unless ``started`` says when the handler really began), so one UPDATE can end many
+    attempts at once."""
 
     output_field = JSONField()
 
-    def __init__(self, ended, outcome: str, error: str = ""):
-        super().__init__(F("history"), F("worker"), F("attempt"), F("started_at"))
+    def __init__(self, ended, outcome: str, error: str = "", started=None):
+        began = F("started_at") if started is None else Value(started, output_field=DateTimeField())
+        super().__init__(F("history"), F("worker"), F("attempt"), began)
         self.extra_params = [ended.isoformat(), outcome, error[:500]]
 
     def as_sql(self, compiler, connection, **extra_context):

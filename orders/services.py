@@ -14,12 +14,13 @@ from functools import lru_cache
 from typing import Iterable
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Exists, F, JSONField, Q
+from django.db.models import F, JSONField, Q
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from pizzaq import conf
+from orders.claiming import Claim
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
 from orders.notify import ORDERS_CHANNEL, notify_after_commit, notify_now
@@ -28,8 +29,8 @@ from orders.tally import record_pruned
 
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
-    "complete", "complete_many", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
-    "requeue_lapsed", "requeue_running_on", "close_pinned", "close_orphaned_pins", "renew_leases", "prune_finished",
+    "RunResult", "complete", "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
+    "requeue_lapsed", "requeue_running_on", "release", "close_pinned", "close_orphaned_pins", "renew_leases", "prune_finished",
     "backoff_delay",
 ]
 
@@ -132,72 +133,10 @@ def _single_insert_sql() -> str:
 # --- claiming --------------------------------------------------------------------------
 
 
-def _claimable(worker: str, buckets, alive, now):
-    """Ready orders this worker may take: its buckets' orders and those pinned to it."""
-    mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=buckets)
-    pinned = Q(pinned_to=worker) if alive is None else Q(Exists(alive), pinned_to=worker)
-    return Order.objects.ready(now).filter(mine | pinned).claim_order()
-
-
-def _first_lease(now):
-    return now + timedelta(seconds=conf.get().visibility_timeout)
-
-
-def _claim_fields(worker: str, now) -> dict:
-    return {
-        "status": Status.RUNNING,
-        "worker": worker,
-        # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
-        "attempt": F("attempt") + 1,
-        "started_at": now,
-        "lease_expires_at": _first_lease(now),
-    }
-
-
 def claim(worker: str, limit: int = 1, *, buckets=None, alive=None) -> list[Order]:
-    """Atomically take up to ``limit`` ready orders, highest priority first.
-
-    ``buckets`` (bucket numbers, or a subquery of them) limits the claim to the
-    worker's own buckets; orders pinned to the worker are its own too, as long as the
-    ``alive`` subquery finds a row (a worker declared dead owns no buckets, and this
-    keeps it from taking a take-away order placed after its death)."""
-    if limit < 1:
-        return []
-    now = timezone.now()
-    candidates = _claimable(worker, buckets, alive, now)[:limit]
-    if connection.vendor == "postgresql":
-        claimed = _claim_postgresql(candidates, worker, now)
-    else:
-        claimed = _claim_serialised(candidates, worker, now)
-    return sorted(claimed, key=lambda order: (-order.priority, order.run_after, order.id))
-
-
-def _claim_postgresql(candidates, worker: str, now) -> list[Order]:
-    # One round trip: lock the chosen rows, skipping rows another claimer holds, and
-    # flip them in the same statement (procrastinate's fetch_job shape).
-    # (Django compiles FOR UPDATE only inside atomic(), which would cost a BEGIN and a
-    # COMMIT round trip; one autocommit statement is atomic on its own.)
-    picked_sql, picked_params = candidates.values("id").query.sql_with_params()
-    table = Order._meta.db_table
-    # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
-    # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
-    sql = (
-        f"WITH picked AS MATERIALIZED ({picked_sql} FOR UPDATE SKIP LOCKED)"
-        f" UPDATE {table} SET status = %s, worker = %s, attempt = {table}.attempt + 1,"
-        f" started_at = %s, lease_expires_at = %s FROM picked"
-        f" WHERE {table}.id = picked.id AND {table}.status = %s RETURNING {table}.*"
-    )
-    params = [*picked_params, Status.RUNNING, worker, now, _first_lease(now), Status.QUEUED]
-    return list(Order.objects.raw(sql, params))
-
-
-def _claim_serialised(candidates, worker: str, now) -> list[Order]:
-    # SQLite: the IMMEDIATE transaction holds the database's write lock from BEGIN, so
-    # no other claimer can pick the same rows between our read and our write.
-    with transaction.atomic():
-        ids = list(candidates.values_list("id", flat=True))
-        Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**_claim_fields(worker, now))
-        return list(Order.objects.filter(id__in=ids, worker=worker, status=Status.RUNNING))
+    """Atomically take up to ``limit`` ready orders, highest priority first (see
+    ``orders.claiming.Claim``, which a worker keeps to claim again and again)."""
+    return Claim(worker, buckets=buckets, alive=alive)(limit)
 
 
 # --- finishing an attempt (fenced) -----------------------------------------------------
@@ -224,49 +163,79 @@ def _fenced_update(order: Order, token: tuple[str, int], won_message: str, **fie
     return Outcome(False, _fenced_message(order, *token))
 
 
-def complete(order: Order, worker: str, attempt: int, result=None) -> Outcome:
-    """Record the result of a run that still holds its token."""
-    now = timezone.now()
+@dataclass(frozen=True)
+class RunResult:
+    """What a run returned, and when its handler began and returned."""
+
+    order: Order
+    result: object
+    started_at: object
+    finished_at: object
+
+
+def complete(order: Order, worker: str, attempt: int, result=None, *, started_at=None, finished_at=None) -> Outcome:
+    """Record the result of a run that still holds its token. ``started_at`` and
+    ``finished_at``: when its handler began and returned (default: when it was claimed,
+    and now); an order claimed ahead may have waited for a thread in between."""
+    now = finished_at or timezone.now()
+    began = {} if started_at is None else {"started_at": started_at}
     return _fenced_update(
         order, (worker, attempt), f"order {order.pk} done",
         status=Status.DONE, result=result, finished_at=now, lease_expires_at=None,
-        history=AppendAttempt(now, "done"),
+        history=AppendAttempt(now, "done", started=started_at), **began,
     )
 
 
-def complete_many(worker: str, finished: list[tuple[Order, object]]) -> dict:
+def complete_many(worker: str, finished: list[RunResult]) -> dict:
     """Record many results of ``worker``'s runs at once, each still fenced by its own
     (worker, attempt): {order id: Outcome}. On PostgreSQL one UPDATE and one commit for the
     whole batch, instead of a commit (a WAL flush) per order."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
-            return {order.pk: complete(order, worker, order.attempt, result) for order, result in finished}
+            return {run.order.pk: complete(run.order, worker, run.order.attempt, run.result,
+                                           started_at=run.started_at, finished_at=run.finished_at)
+                    for run in finished}
     won = _complete_batch_postgresql(worker, finished)
     return {
-        order.pk: Outcome(True, f"order {order.pk} done") if order.pk in won
-        else Outcome(False, _fenced_message(order, worker, order.attempt))
-        for order, _ in finished
+        run.order.pk: Outcome(True, f"order {run.order.pk} done") if run.order.pk in won
+        else Outcome(False, _fenced_message(run.order, worker, run.order.attempt))
+        for run in finished
     }
 
 
-def _complete_batch_postgresql(worker: str, finished) -> set:
-    table, now = Order._meta.db_table, timezone.now()
-    rows = ", ".join(["(%s::uuid, %s::integer, %s::jsonb)"] * len(finished))
-    # None stays SQL NULL, as complete() stores it.
-    values = [param for order, result in finished
-              for param in (order.pk, order.attempt, None if result is None else json.dumps(result))]
-    history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at")
+def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
+    table = Order._meta.db_table
+    rows = ", ".join(["(%s::uuid, %s::integer, %s::jsonb, %s::timestamptz, %s::timestamptz, %s::text)"]
+                     * len(finished))
+    values = [param for run in finished for param in (
+        run.order.pk, run.order.attempt,
+        None if run.result is None else json.dumps(run.result),  # None stays SQL NULL, as complete() stores it
+        run.started_at, run.finished_at, run.finished_at.isoformat(),  # ended, as AppendAttempt writes it
+    )]
+    history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "v.started", ended="v.ended")
     sql = (
-        f"UPDATE {table} AS o SET status = %s, result = v.result, finished_at = %s,"
-        f" lease_expires_at = NULL, history = {history}"
-        f" FROM (VALUES {rows}) AS v(id, attempt, result)"
+        f"UPDATE {table} AS o SET status = %s, result = v.result, started_at = v.started,"
+        f" finished_at = v.finished, lease_expires_at = NULL, history = {history}"
+        f" FROM (VALUES {rows}) AS v(id, attempt, result, started, finished, ended)"
         # The fence, per order: still running, still ours, still this attempt.
         f" WHERE o.id = v.id AND o.status = %s AND o.worker = %s AND o.attempt = v.attempt RETURNING o.id"
     )
-    params = [Status.DONE, now, now.isoformat(), "done", "", *values, Status.RUNNING, worker]
+    params = [Status.DONE, "done", "", *values, Status.RUNNING, worker]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
+
+
+def expire_unstarted(order: Order, worker: str, attempt: int) -> Outcome:
+    """An order claimed ahead whose time-to-live ran out before a thread was free for
+    it: it never runs, as if it had expired in the queue."""
+    now = timezone.now()
+    reason = "expired before it started (claimed ahead; no thread was free in time)"
+    return _fenced_update(
+        order, (worker, attempt), f"order {order.pk} expired before it started",
+        status=Status.EXPIRED, finished_at=now, lease_expires_at=None, last_error=reason,
+        history=AppendAttempt(now, "expired", reason),
+    )
 
 
 def backoff_delay(counted_attempts: int) -> float:
@@ -276,12 +245,16 @@ def backoff_delay(counted_attempts: int) -> float:
     return step / 2 + random.uniform(0, step / 2)
 
 
-def fail(order: Order, worker: str, attempt: int, error: str) -> Outcome:
-    """Record a failed run: retry later with backoff, or dead-letter on the last attempt."""
+def fail(order: Order, worker: str, attempt: int, error: str, *, started_at=None) -> Outcome:
+    """Record a failed run: retry later with backoff, or dead-letter on the last attempt.
+    ``started_at``: when its handler began (default: when it was claimed)."""
     now = timezone.now()
     summary = error.strip().splitlines()[-1] if error.strip() else "failed"
     counted = attempt - order.uncounted_attempts
-    common = {"last_error": error, "lease_expires_at": None, "history": AppendAttempt(now, "failed", summary)}
+    common = {"last_error": error, "lease_expires_at": None,
+              "history": AppendAttempt(now, "failed", summary, started=started_at)}
+    if started_at is not None:
+        common["started_at"] = started_at
     if counted >= order.max_attempts:
         return _fenced_update(
             order, (worker, attempt), f"order {order.pk} dead after {counted} attempts: {summary}",
@@ -302,17 +275,37 @@ def extend(order: Order, worker: str, attempt: int, seconds: float) -> Outcome:
     )
 
 
-def renew_leases(worker: str, tokens, seconds: float) -> int:
-    """Push the leases of ``worker``'s runs, given as (order id, attempt) fencing tokens,
-    ``seconds`` ahead in one UPDATE; a run that lost its order renews nothing."""
-    tokens = list(tokens)
-    if not tokens:
-        return 0
+def _held(worker: str, tokens) -> Q:
+    """The rows ``worker``'s runs still hold, given as (order id, attempt) fencing tokens."""
     held = Q()
     for order_id, attempt in tokens:
         held |= Q(pk=order_id, attempt=attempt)
+    return held & Q(status=Status.RUNNING, worker=worker)
+
+
+def renew_leases(worker: str, tokens, seconds: float) -> int:
+    """Push the leases of ``worker``'s runs ``seconds`` ahead in one UPDATE; a run that
+    lost its order renews nothing."""
+    tokens = list(tokens)
+    if not tokens:
+        return 0
     lease = timezone.now() + timedelta(seconds=seconds)
-    return Order.objects.filter(held, status=Status.RUNNING, worker=worker).update(lease_expires_at=lease)
+    return Order.objects.filter(_held(worker, tokens)).update(lease_expires_at=lease)
+
+
+def release(worker: str, tokens) -> int:
+    """Give back orders ``worker`` claimed but never started, without using a try."""
+    tokens = list(tokens)
+    if not tokens:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        released = Order.objects.filter(_held(worker, tokens)).update(
+            **_requeue_fields(now, "released", f"claimed ahead by {worker}; not started before it stopped")
+        )
+        if released:
+            notify_after_commit()
+    return released
 
 
 def _requeue_fields(now, outcome: str, reason: str) -> dict:

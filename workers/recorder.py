@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import Future
 
 from django.db import close_old_connections
+from django.utils import timezone
 
 from orders import services
 from orders.models import Order
@@ -20,11 +21,12 @@ class Recorder(threading.Thread):
         self.worker = worker
         self.pending: queue.Queue = queue.Queue()
 
-    def record(self, order: Order, result) -> services.Outcome:
-        """Hand in one result and wait until it is recorded (or fenced off)."""
+    def record(self, order: Order, result, started_at) -> Future:
+        """Hand in the result of a run whose handler began at ``started_at`` and returned
+        just now; the future says when it is recorded (or fenced off)."""
         future: Future = Future()
-        self.pending.put((order, result, future))
-        return future.result()
+        self.pending.put((services.RunResult(order, result, started_at, timezone.now()), future))
+        return future
 
     def stop(self) -> None:
         self.pending.put(_STOP)
@@ -53,11 +55,11 @@ class Recorder(threading.Thread):
 
     def _write(self, batch) -> None:
         try:
-            outcomes = services.complete_many(self.worker, [(order, result) for order, result, _ in batch])
+            outcomes = services.complete_many(self.worker, [run for run, _ in batch])
         except Exception as error:  # the database may be gone: every waiting run hears it
             close_old_connections()
-            for _, _, future in batch:
+            for _, future in batch:
                 future.set_exception(error)
             return
-        for order, _, future in batch:
-            future.set_result(outcomes[order.pk])
+        for run, future in batch:
+            future.set_result(outcomes[run.order.pk])

@@ -1,6 +1,11 @@
 """The worker loop: claim what fits from the buckets this worker owns, run it on a
 thread pool, record the outcome with this run's fencing token; heartbeat and renew
-leases on the side; stop gracefully."""
+leases on the side; stop gracefully.
+
+A worker holds up to ``concurrency + prefetch`` orders: the ones running and a few
+claimed ahead, so that one claim serves many orders. It claims again once it holds half
+that or fewer. Results of plain handlers are recorded in batches by the Recorder; an
+order counts as held until its result is recorded (or fenced off)."""
 
 import json
 import logging
@@ -10,12 +15,15 @@ import threading
 import time
 import traceback
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
 
 from orders import services
+from orders.claiming import Claim
 from orders.handlers import UnknownKind, get_handler
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL
@@ -58,13 +66,25 @@ def _call(handler, order: Order):
 @dataclass
 class Run:
     order: Order
-    future: Future
-    started: float = field(default_factory=time.monotonic)
+    future: Future | None = None
+    # When its handler started (None: claimed ahead, still waiting for a thread), on the
+    # monotonic clock (for time limits) and the wall clock (for the record).
+    started: float | None = None
+    began: datetime | None = None
+    elapsed: float = 0.0
+
+
+def _done(outcome) -> Future:
+    future = Future()
+    future.set_result(outcome)
+    return future
 
 
 class Runner:
-    def __init__(self, name: str, concurrency: int = 4, grace: float | None = None):
+    def __init__(self, name: str, concurrency: int = 4, grace: float | None = None, prefetch: int | None = None):
         self.name, self.concurrency = name, concurrency
+        self.capacity = concurrency + (concurrency if prefetch is None else prefetch)
+        self.refill_at = self.capacity // 2
         self.grace = conf.get().shutdown_grace if grace is None else grace
         self.stopping = threading.Event()
         # Set once shutdown is over: heartbeats and lease renewals go on until then, so a
@@ -125,12 +145,16 @@ class Runner:
 
     def _loop(self, pool) -> None:
         poll = conf.get().poll_interval
-        mine, alive = owned_by(self.name), still_alive(self.worker)
+        claim = Claim(self.name, buckets=owned_by(self.name), alive=still_alive(self.worker))
         while not self.stopping.is_set():
             self.wake.clear()
-            free = self.concurrency - len(self.running)
+            held = len(self.running)
+            if held > self.refill_at:
+                self.wake.wait(poll)
+                continue
+            free = self.capacity - held
             try:
-                claimed = services.claim(self.name, free, buckets=mine, alive=alive) if free > 0 else []
+                claimed = claim(free)
             except DatabaseError as error:
                 # A restart or a lock timeout: nothing was claimed. Reconnect and go on.
                 log.warning("%s could not claim (%s); trying again", self.name, error)
@@ -141,7 +165,7 @@ class Runner:
                 self._submit(pool, order)
             if claimed:
                 self.beacon.mark()
-            if len(claimed) < free or free <= 0:
+            if len(claimed) < free:
                 self.wake.wait(poll)
 
     def _submit(self, pool, order: Order) -> None:
@@ -152,46 +176,71 @@ class Runner:
                      extra=order_fields(self.name, order))
         # Keyed by the fencing token: a stuck run and its retry on this same shop are two runs.
         token = (order.pk, order.attempt)
-        self.running[token] = Run(order, pool.submit(self._process, order))
-        self.running[token].future.add_done_callback(lambda done: self._finished(token, done))
+        run = self.running[token] = Run(order)
+        run.future = pool.submit(self._process, run)
+        run.future.add_done_callback(lambda ran: self._ran(token, run, ran))
 
-    def _finished(self, token, future) -> None:
-        if future.exception() is not None:
+    def _ran(self, token, run: Run, ran: Future) -> None:
+        """The handler is over; its outcome may still be on its way to the database."""
+        if ran.cancelled():  # claimed ahead, released at shutdown before it started
+            self._settle(token)
+            return
+        if ran.exception() is not None:
             # Recording the outcome itself failed (database gone?); the lease will
             # lapse and the order will be retried elsewhere.
-            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], future.exception())
+            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], ran.exception())
+            self._settle(token)
+            return
+        ran.result().add_done_callback(lambda recorded: self._recorded(token, run, recorded))
+
+    def _recorded(self, token, run: Run, recorded: Future) -> None:
+        if recorded.exception() is not None:
+            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], recorded.exception())
+        elif recorded.result() is not None:
+            self._log_outcome(run, recorded.result())
+        self._settle(token)
+
+    def _settle(self, token) -> None:
         self.running.pop(token, None)
         self.beacon.mark()
-        self.wake.set()
+        if len(self.running) <= self.refill_at:
+            self.wake.set()
+
+    def _log_outcome(self, run: Run, outcome) -> None:
+        level = logging.INFO if outcome else logging.WARNING
+        if log.isEnabledFor(level):
+            message = "%s: %s (%.2f s)" if outcome else "%s discarded its result: %s (%.2f s)"
+            log.log(level, message, self.name, outcome.message, run.elapsed,
+                    extra=order_fields(self.name, run.order, elapsed=round(run.elapsed, 3)))
 
     # --- one order ---------------------------------------------------------------------
 
-    def _process(self, order: Order) -> None:
+    def _process(self, run: Run) -> Future:
+        """Run one order on a pool thread; returns a future of its recorded outcome."""
         try:
-            self._run_and_record(order)
+            return self._run_and_record(run)
         except DatabaseError:
             # This thread's connection may be broken: drop it, so its next order gets a
             # fresh one. (Checking it after every order would cost a round trip each.)
             close_old_connections()
             raise
 
-    def _run_and_record(self, order: Order) -> None:
-        started = time.monotonic()
+    def _run_and_record(self, run: Run) -> Future:
+        order = run.order
+        run.started, run.began = time.monotonic(), timezone.now()
+        if order.expires_at is not None and run.began >= order.expires_at:
+            return _done(services.expire_unstarted(order, self.name, order.attempt))
         try:
-            outcome = self._run_handler(order)
+            recorded = self._run_handler(order, run.began)
         except HandlerFailed as failed:
-            outcome = services.fail(order, self.name, order.attempt, failed.traceback)
+            recorded = _done(services.fail(order, self.name, order.attempt, failed.traceback, started_at=run.began))
         except Fenced as fenced:
             log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
-            return
-        elapsed = time.monotonic() - started
-        level = logging.INFO if outcome else logging.WARNING
-        if log.isEnabledFor(level):
-            message = "%s: %s (%.2f s)" if outcome else "%s discarded its result: %s (%.2f s)"
-            log.log(level, message, self.name, outcome.message, elapsed,
-                    extra=order_fields(self.name, order, elapsed=round(elapsed, 3)))
+            recorded = _done(None)  # nothing recorded, and already said so
+        run.elapsed = time.monotonic() - run.started
+        return recorded
 
-    def _run_handler(self, order: Order):
+    def _run_handler(self, order: Order, began) -> Future:
         try:
             handler = get_handler(order.kind)
         except UnknownKind as error:
@@ -199,13 +248,14 @@ class Runner:
         if handler.visibility_timeout:
             services.extend(order, self.name, order.attempt, handler.visibility_timeout)
         if not handler.atomic:
-            return self.recorder.record(order, _call(handler, order))
+            return self.recorder.record(order, _call(handler, order), began)
         with transaction.atomic():
-            outcome = services.complete(order, self.name, order.attempt, _call(handler, order))
+            result = _call(handler, order)
+            outcome = services.complete(order, self.name, order.attempt, result, started_at=began)
             if not outcome:
                 # Roll back the handler's writes too: another run owns this order now.
                 raise Fenced(outcome.message)
-            return outcome
+            return _done(outcome)
 
     # --- heartbeat, leases and shutdown ------------------------------------------------
 
@@ -240,7 +290,7 @@ class Runner:
                 handler = get_handler(run.order.kind)
             except UnknownKind:
                 continue
-            if handler.timeout is None or now - run.started < handler.timeout:
+            if run.started is None or handler.timeout is None or now - run.started < handler.timeout:
                 by_length[handler.visibility_timeout or default].append(token)
         for seconds, tokens in by_length.items():
             services.renew_leases(self.name, tokens, seconds)
@@ -248,15 +298,28 @@ class Runner:
     def _shut_down(self, pool) -> None:
         if not self.fenced_off:
             membership.mark_stopping(self.worker)
-        # Fenced off or not, let running handlers end: a fenced run's completion is
-        # refused and rolled back, and the log says so.
-        runs = [run.future for run in list(self.running.values())]
-        _, unfinished = wait(runs, timeout=self.grace)
-        if unfinished:
-            log.warning("%s: %d orders still running after %.0f s grace; %s", self.name, len(unfinished),
+        self._release_unstarted()
+        # Fenced off or not, let running handlers end and their results be recorded: a
+        # fenced run's completion is refused (and rolled back), and the log says so.
+        if not self._settled_within(self.grace):
+            log.warning("%s: %d orders still running after %.0f s grace; %s", self.name, len(self.running),
                         self.grace, "abandoning them" if self.fenced_off else "releasing them")
         if not self.fenced_off:
             membership.deregister(self.worker, "stopped")
         self.recorder.stop()
         pool.shutdown(wait=False, cancel_futures=True)
         log.info("%s stopped", self.name)
+
+    def _release_unstarted(self) -> None:
+        """Orders claimed ahead that no thread has started go back to the queue now,
+        for other workers to take, rather than after the grace period."""
+        unstarted = [token for token, run in list(self.running.items()) if run.future.cancel()]
+        if unstarted and not self.fenced_off:
+            released = services.release(self.name, unstarted)
+            log.info("%s released %d orders it had claimed but not started", self.name, released)
+
+    def _settled_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.running

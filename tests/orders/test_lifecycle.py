@@ -1,13 +1,13 @@
 """Finishing attempts (fenced), retries, dead letters, cancel, expiry, leases, pruning."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from orders.models import Order, Status
 from orders.services import (
-    backoff_delay, cancel, claim, complete, expire_overdue, extend, fail, place_order,
+    RunResult, backoff_delay, cancel, claim, complete, complete_many, expire_overdue, extend, fail, place_order,
     prune_finished, requeue, requeue_lapsed, requeue_running_on, retry,
 )
 
@@ -229,7 +229,6 @@ def test_requeue_fences_a_stuck_run_and_revives_expired_or_cancelled_orders():
 
 @pytest.mark.django_db
 def test_completing_a_batch_fences_each_order_on_its_own_token():
-    from orders.services import complete_many
 
     for _ in range(3):
         place_order("noop")
@@ -237,7 +236,9 @@ def test_completing_a_batch_fences_each_order_on_its_own_token():
     requeue(second.pk)  # a person judged that run stuck: its token is stale now
     [second_elsewhere] = claim("S1", 3)
 
-    outcomes = complete_many("S0", [(first, 1), (second, 2), (third, 3)])
+    now = timezone.now()
+    outcomes = complete_many("S0", [RunResult(first, 1, now, now), RunResult(second, 2, now, now),
+                                    RunResult(third, 3, now, now)])
 
     assert outcomes[first.pk] and outcomes[third.pk]
     assert not outcomes[second.pk] and "fenced off" in outcomes[second.pk].message
@@ -248,15 +249,24 @@ def test_completing_a_batch_fences_each_order_on_its_own_token():
 
 @pytest.mark.django_db
 def test_completing_a_batch_records_every_result_and_history():
-    from orders.services import complete_many
 
     for n in range(4):
         place_order("noop", {"n": n})
     claimed = claim("S0", 4)
+    # Each result keeps the times its handler began and returned, not the times the
+    # order was claimed and the batch was written.
+    returned = {order.pk: timezone.now() + timedelta(seconds=order.payload["n"]) for order in claimed}
+    began = {pk: at - timedelta(milliseconds=250) for pk, at in returned.items()}
 
-    outcomes = complete_many("S0", [(order, {"n": order.payload["n"]}) for order in claimed])
+    outcomes = complete_many("S0", [RunResult(order, {"n": order.payload["n"]}, began[order.pk], returned[order.pk])
+                                    for order in claimed])
 
     assert all(outcomes.values()) and len(outcomes) == 4
     for order in Order.objects.all():
         assert order.status == Status.DONE and order.result == {"n": order.payload["n"]}
-        assert [(h["worker"], h["attempt"], h["outcome"]) for h in order.history] == [("S0", 1, "done")]
+        assert (order.started_at, order.finished_at) == (began[order.pk], returned[order.pk])
+        [entry] = order.history
+        assert (entry["worker"], entry["attempt"], entry["outcome"]) == ("S0", 1, "done")
+        assert entry["ended"] == returned[order.pk].isoformat()
+        started = datetime.fromisoformat(entry["started"])  # SQLite writes it without its zone (UTC)
+        assert started.replace(tzinfo=started.tzinfo or UTC) == began[order.pk]
