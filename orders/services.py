@@ -10,35 +10,29 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
-from typing import Iterable
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import F, JSONField, Q
-from django.db.models.sql import InsertQuery
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from pizzaq import conf
 from orders.claiming import Claim
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
-from orders.notify import ORDERS_CHANNEL, notify_after_commit, notify_now
-from orders.specs import OrderRejected, OrderSpec, build_order
+from orders.notify import notify_after_commit
+from orders.placing import place_order, place_orders
+from orders.specs import OrderRejected, OrderSpec
 from orders.tally import record_pruned
 
 __all__ = [
-    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim",
-    "RunResult", "complete", "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
-    "requeue_lapsed", "requeue_running_on", "release", "close_pinned", "close_orphaned_pins", "renew_leases", "prune_finished",
-    "backoff_delay",
+    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim", "RunResult", "complete",
+    "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
+    "requeue_lapsed", "requeue_running_on", "release", "close_pinned", "close_orphaned_pins", "renew_leases",
+    "prune_finished", "backoff_delay",
 ]
 
 log = logging.getLogger("pizzaq.orders")
 
-BULK_BATCH_SIZE = 2000
-# Placing more orders than this at once goes through COPY.
-COPY_THRESHOLD = 50
 PRUNE_BATCH = 5000
 
 
@@ -51,83 +45,6 @@ class Outcome:
 
     def __bool__(self) -> bool:
         return self.won
-
-
-# --- placing ---------------------------------------------------------------------------
-
-
-def place_order(kind: str, payload: dict | None = None, **options) -> Order:
-    """Accept one order; it is committed (durable) when this returns, unless the caller
-    holds an outer transaction, in which case it commits with that transaction."""
-    return place_orders([OrderSpec(kind, payload, **options)])[0]
-
-
-def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
-    """Accept many orders in one transaction: all of them, or (on a bad spec) none."""
-    now = timezone.now()
-    orders = []
-    for index, spec in enumerate(specs):
-        try:
-            orders.append(build_order(spec, now))
-        except OrderRejected as rejected:
-            rejected.index = index
-            raise
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
-    elif len(orders) <= COPY_THRESHOLD:
-        _insert_and_notify(orders)  # one statement is a transaction of its own
-    else:
-        with transaction.atomic():
-            _copy_in(orders)
-            # Delivered when this transaction commits, like the INSERT's.
-            notify_now(ORDERS_CHANNEL)
-    return orders
-
-
-def _copy_in(orders: list[Order]) -> None:
-    """Stream many orders in with COPY: no SQL to build or parse per row."""
-    fields = Order._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {Order._meta.db_table} ({columns}) FROM STDIN") as copy:
-            for order in orders:
-                copy.write_row([_copy_value(field, order) for field in fields])
-
-
-def _copy_value(field, order: Order):
-    value = getattr(order, field.attname)
-    return Jsonb(value) if isinstance(field, JSONField) and value is not None else value
-
-
-def _insert_and_notify(orders: list[Order]) -> None:
-    """INSERT and NOTIFY in one statement, one round trip. PostgreSQL delivers a NOTIFY
-    only when its transaction commits, and identical ones in a transaction only once, so
-    idle workers wake once the orders are visible to them, not before, and once."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if len(orders) == 1:
-        # The common case, with the statement compiled once: compiling it every time
-        # cost as much as sending it.
-        fields = Order._meta.concrete_fields
-        insert_sql = _single_insert_sql()
-        params = [field.get_db_prep_save(getattr(orders[0], field.attname), db) for field in fields]
-    else:
-        [(insert_sql, params)] = _insert_query(orders).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    with db.cursor() as cursor:
-        cursor.execute(f"WITH placed AS ({insert_sql} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1",
-                       [*params, ORDERS_CHANNEL])
-
-
-def _insert_query(orders: list[Order]) -> InsertQuery:
-    query = InsertQuery(Order)
-    query.insert_values(Order._meta.concrete_fields, orders)
-    return query
-
-
-@lru_cache(maxsize=1)
-def _single_insert_sql() -> str:
-    [(insert_sql, _)] = _insert_query([Order(bucket=0)]).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    return insert_sql
 
 
 # --- claiming --------------------------------------------------------------------------

@@ -35,6 +35,34 @@ def test_bulk_placed_orders_are_all_visible_to_another_connection():
     assert sum(count_from_another_connection(order.id) for order in orders) == 50
 
 
+AWKWARD_PAYLOADS = [
+    {"text": "tab\there, newline\nthere, back\\slash, \"quoted\", \\N, 中文, emoji 🍕"},
+    {"nested": {"list": [1, 2.5, None, True, {"deep": ["x\ty"]}]}, "empty": {}},
+    {},
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("count", [1, 10, 500], ids=["one statement", "one insert", "copy"])
+def test_every_way_of_placing_stores_exactly_what_it_returned(count):
+    specs = [
+        OrderSpec("bake" if n % 2 else "noop", AWKWARD_PAYLOADS[n % 3], priority=n % 201 - 100,
+                  routing_key=None if n % 4 else f"customer\t{n}", delay=n % 5 or None,
+                  ttl=(n % 5) + 60 if n % 3 else None, max_attempts=n % 7 + 1, pinned_to="S1" if n % 9 == 0 else "")
+        for n in range(count)
+    ]
+
+    returned = place_orders(specs)
+
+    fields = [field.attname for field in Order._meta.concrete_fields]
+    stored = {order.pk: order for order in Order.objects.all()}
+    assert len(stored) == count
+    for order in returned:
+        assert [getattr(stored[order.pk], name) for name in fields] == [getattr(order, name) for name in fields]
+        assert not order._state.adding  # the returned orders are saved ones
+    assert [o.payload for o in returned] == [spec.payload for spec in specs]
+
+
 @pytest.mark.django_db
 def test_order_defaults_routing_key_to_its_id_and_bucket_to_its_hash(pizzaq_settings):
     pizzaq_settings(buckets=64)
