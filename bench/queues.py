@@ -159,9 +159,15 @@ class Pizzaq(Queue):
         return scalar(db, "SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM orders_order")
 
     def latencies_ms(self, db):
+        # started_at of a finished order: when its handler began.
         return [row[0] for row in query(db, """
             SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 FROM orders_order
              WHERE status = 'done'""")]
+
+    def claim_latencies_ms(self, db):
+        return [row[0] for row in query(db, """
+            SELECT extract(epoch FROM (history -> -1 ->> 'claimed')::timestamptz - created_at)::float8 * 1000
+              FROM orders_order WHERE status = 'done'""")]
 
     def starts_of(self, db, job):
         # Every claim bumps attempt: it counts the starts.

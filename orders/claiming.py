@@ -106,7 +106,8 @@ class _Statement:
         params += [limit, Status.RUNNING, self._worker, now, first_lease(now), Status.QUEUED]
         with connection.cursor() as cursor:
             cursor.execute(self._sql, params)
-            return [self._order(list(row)) for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        return [self._order(list(row)) for row in rows]
 
     def _order(self, values: list) -> Order:
         for i, convert in self._converters:

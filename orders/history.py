@@ -9,26 +9,28 @@ from django.db.models import DateTimeField, F, Func, JSONField, Value
 FAILED_OUTCOMES = ("failed", "lapsed", "closed")
 
 
-def append_sql_postgresql(history: str, worker: str, attempt: str, started: str, ended: str = "%s::text") -> str:
+def append_sql_postgresql(history: str, worker: str, attempt: str, claimed: str, started: str,
+                          ended: str = "%s::text") -> str:
     """SQL for ``history`` plus one entry; placeholders for outcome and error, and for
     ended unless ``ended`` is an expression (ISO 8601 text, as ``isoformat()`` writes)."""
     entry = (
-        f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
+        f"jsonb_build_object('worker', {worker}, 'attempt', {attempt}, 'claimed', {claimed}, 'started', {started},"
         f" 'ended', {ended}, 'outcome', %s::text, 'error', %s::text)"
     )
     return f"({history} || jsonb_build_array({entry}))"
 
 
 class AppendAttempt(Func):
-    """``history`` plus one entry built from the row's own worker, attempt and start
-    (unless ``started`` says when the handler really began), so one UPDATE can end many
-    attempts at once."""
+    """``history`` plus one entry built from the row's own worker, attempt and claim time
+    (``started_at`` while it runs), so one UPDATE can end many attempts at once. The
+    entry's ``started`` is when the handler really began, if ``started`` says so (an order
+    claimed ahead waits for a thread), or else the claim time."""
 
     output_field = JSONField()
 
     def __init__(self, ended, outcome: str, error: str = "", started=None):
         began = F("started_at") if started is None else Value(started, output_field=DateTimeField())
-        super().__init__(F("history"), F("worker"), F("attempt"), began)
+        super().__init__(F("history"), F("worker"), F("attempt"), F("started_at"), began)
         self.extra_params = [ended.isoformat(), outcome, error[:500]]
 
     def as_sql(self, compiler, connection, **extra_context):
@@ -37,11 +39,11 @@ class AppendAttempt(Func):
             sql, expression_params = compiler.compile(expression)
             parts.append(sql)
             params.extend(expression_params)
-        history, worker, attempt, started = parts
+        history, worker, attempt, claimed, started = parts
         if connection.vendor == "postgresql":
-            return append_sql_postgresql(history, worker, attempt, started), (*params, *self.extra_params)
+            return append_sql_postgresql(history, worker, attempt, claimed, started), (*params, *self.extra_params)
         entry = (
-            f"json_object('worker', {worker}, 'attempt', {attempt}, 'started', {started},"
+            f"json_object('worker', {worker}, 'attempt', {attempt}, 'claimed', {claimed}, 'started', {started},"
             " 'ended', %s, 'outcome', %s, 'error', %s)"
         )
         return f"json_insert({history}, '$[#]', {entry})", (*params, *self.extra_params)

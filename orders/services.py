@@ -129,7 +129,8 @@ def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
         None if run.result is None else json.dumps(run.result),  # None stays SQL NULL, as complete() stores it
         run.started_at, run.finished_at, run.finished_at.isoformat(),  # ended, as AppendAttempt writes it
     )]
-    history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "v.started", ended="v.ended")
+    # o.started_at is still the claim time here: every SET reads the row as it was.
+    history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at", "v.started", ended="v.ended")
     sql = (
         f"UPDATE {table} AS o SET status = %s, result = v.result, started_at = v.started,"
         f" finished_at = v.finished, lease_expires_at = NULL, history = {history}"

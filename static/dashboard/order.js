@@ -12,7 +12,7 @@ function cell(text) {
 
 function historyRow(entry) {
   const row = document.createElement("tr");
-  for (const key of ["attempt", "worker", "started", "ended", "outcome", "error"]) row.append(cell(String(entry[key] ?? "")));
+  for (const key of ["attempt", "worker", "claimed", "started", "ended", "outcome", "error"]) row.append(cell(String(entry[key] ?? "")));
   return row;
 }
 
@@ -27,7 +27,7 @@ function render(order) {
   document.getElementById("order-error").textContent = order.error || "–";
   const rows = order.history.map(historyRow);
   if (order.status === "running") {
-    rows.push(historyRow({ attempt: order.attempt, worker: order.worker, started: order.started_at, outcome: "running" }));
+    rows.push(historyRow({ attempt: order.attempt, worker: order.worker, claimed: order.started_at, outcome: "running" }));
   }
   document.getElementById("history").replaceChildren(...rows);
   return FINISHED.includes(order.status);

@@ -12,6 +12,12 @@ from orders.services import (
 )
 
 
+def moment(text: str) -> datetime:
+    """A history timestamp (SQLite writes it without its zone, which is UTC)."""
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC)
+
+
 def claim_one(worker="S0"):
     [order] = claim(worker, 1)
     return order
@@ -253,6 +259,7 @@ def test_completing_a_batch_records_every_result_and_history():
     for n in range(4):
         place_order("noop", {"n": n})
     claimed = claim("S0", 4)
+    claimed_at = {order.pk: order.started_at for order in claimed}
     # Each result keeps the times its handler began and returned, not the times the
     # order was claimed and the batch was written.
     returned = {order.pk: timezone.now() + timedelta(seconds=order.payload["n"]) for order in claimed}
@@ -268,5 +275,5 @@ def test_completing_a_batch_records_every_result_and_history():
         [entry] = order.history
         assert (entry["worker"], entry["attempt"], entry["outcome"]) == ("S0", 1, "done")
         assert entry["ended"] == returned[order.pk].isoformat()
-        started = datetime.fromisoformat(entry["started"])  # SQLite writes it without its zone (UTC)
-        assert started.replace(tzinfo=started.tzinfo or UTC) == began[order.pk]
+        assert moment(entry["started"]) == began[order.pk]
+        assert moment(entry["claimed"]) == claimed_at[order.pk]
