@@ -121,26 +121,28 @@ def complete_many(worker: str, finished: list[RunResult]) -> dict:
 
 
 def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
+    """One UPDATE for the batch. Its rows arrive as arrays, so the statement's text is the
+    same for every batch and psycopg parses it once."""
     table = Order._meta.db_table
-    rows = ", ".join(["(%s::uuid, %s::integer, %s::jsonb, %s::timestamptz, %s::timestamptz, %s::text)"]
-                     * len(finished))
-    values = [param for run in finished for param in (
-        run.order.pk, run.order.attempt,
-        None if run.result is None else json.dumps(run.result),  # None stays SQL NULL, as complete() stores it
-        run.started_at, run.finished_at, run.finished_at.isoformat(),  # ended, as AppendAttempt writes it
-    )]
     # o.started_at is still the claim time here: every SET reads the row as it was.
     history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at", "v.started", ended="v.ended")
     sql = (
         f"UPDATE {table} AS o SET status = %s, result = v.result, started_at = v.started,"
         f" finished_at = v.finished, lease_expires_at = NULL, history = {history}"
-        f" FROM (VALUES {rows}) AS v(id, attempt, result, started, finished, ended)"
+        " FROM unnest(%s::uuid[], %s::integer[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
+        " AS v(id, attempt, result, started, finished, ended)"
         # The fence, per order: still running, still ours, still this attempt.
-        f" WHERE o.id = v.id AND o.status = %s AND o.worker = %s AND o.attempt = v.attempt RETURNING o.id"
+        " WHERE o.id = v.id AND o.status = %s AND o.worker = %s AND o.attempt = v.attempt RETURNING o.id"
     )
-    params = [Status.DONE, "done", "", *values, Status.RUNNING, worker]
+    columns = (
+        [run.order.pk for run in finished], [run.order.attempt for run in finished],
+        # None stays SQL NULL, as complete() stores it.
+        [None if run.result is None else json.dumps(run.result) for run in finished],
+        [run.started_at for run in finished], [run.finished_at for run in finished],
+        [run.finished_at.isoformat() for run in finished],  # ended, as AppendAttempt writes it
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [Status.DONE, "done", "", *columns, Status.RUNNING, worker])
         return {row[0] for row in cursor.fetchall()}
 
 

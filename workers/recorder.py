@@ -3,30 +3,30 @@ being written goes out together in one fenced UPDATE (one commit, one WAL flush)
 
 import queue
 import threading
-from concurrent.futures import Future
+from typing import Callable
 
 from django.db import close_old_connections
 from django.utils import timezone
 
 from orders import services
-from orders.models import Order
 
-MAX_BATCH = 200
+MAX_BATCH = 500
 _STOP = object()
 
 
 class Recorder(threading.Thread):
-    def __init__(self, worker: str):
-        super().__init__(name=f"{worker}-recorder", daemon=True)
-        self.worker = worker
-        self.pending: queue.Queue = queue.Queue()
+    """Writes results handed in by ``record`` and reports each one to ``settle(run,
+    outcome, error)``: the Outcome (won, or fenced off), or the error that kept it from
+    being written."""
 
-    def record(self, order: Order, result, started_at) -> Future:
-        """Hand in the result of a run whose handler began at ``started_at`` and returned
-        just now; the future says when it is recorded (or fenced off)."""
-        future: Future = Future()
-        self.pending.put((services.RunResult(order, result, started_at, timezone.now()), future))
-        return future
+    def __init__(self, worker: str, settle: Callable):
+        super().__init__(name=f"{worker}-recorder", daemon=True)
+        self.worker, self.settle = worker, settle
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+
+    def record(self, run, result) -> None:
+        """Hand in the result of ``run``, whose handler returned just now."""
+        self.pending.put((run, services.RunResult(run.order, result, run.began, timezone.now())))
 
     def stop(self) -> None:
         self.pending.put(_STOP)
@@ -55,11 +55,11 @@ class Recorder(threading.Thread):
 
     def _write(self, batch) -> None:
         try:
-            outcomes = services.complete_many(self.worker, [run for run, _ in batch])
+            outcomes = services.complete_many(self.worker, [result for _, result in batch])
         except Exception as error:  # the database may be gone: every waiting run hears it
             close_old_connections()
-            for _, future in batch:
-                future.set_exception(error)
+            for run, _ in batch:
+                self.settle(run, error=error)
             return
-        for run, future in batch:
-            future.set_result(outcomes[run.order.pk])
+        for run, result in batch:
+            self.settle(run, outcomes[result.order.pk])

@@ -1,5 +1,5 @@
-"""The worker loop: claim what fits from the buckets this worker owns, run it on a
-thread pool, record the outcome with this run's fencing token; heartbeat and renew
+"""The worker loop: claim what fits from the buckets this worker owns, run it on the
+worker's order threads, record the outcome with this run's fencing token; heartbeat and renew
 leases on the side; stop gracefully.
 
 A worker holds up to ``concurrency + prefetch`` orders: the ones running and a few
@@ -10,12 +10,12 @@ order counts as held until its result is recorded (or fenced off)."""
 import json
 import logging
 import os
+import queue
 import signal
 import threading
 import time
 import traceback
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +38,9 @@ from workers.ownership import owned_by, still_alive
 log = logging.getLogger("pizzaq.worker")
 
 EXIT_FENCED = 3
+# Orders claimed ahead per thread unless told otherwise: a worker holds four orders per
+# thread, as Celery's default prefetch multiplier has it.
+DEFAULT_PREFETCH_PER_THREAD = 3
 
 
 class Fenced(Exception):
@@ -63,27 +66,26 @@ def _call(handler, order: Order):
     return result
 
 
-@dataclass
+@dataclass(eq=False)
 class Run:
     order: Order
-    future: Future | None = None
     # When its handler started (None: claimed ahead, still waiting for a thread), on the
     # monotonic clock (for time limits) and the wall clock (for the record).
     started: float | None = None
     began: datetime | None = None
     elapsed: float = 0.0
 
-
-def _done(outcome) -> Future:
-    future = Future()
-    future.set_result(outcome)
-    return future
+    @property
+    def token(self) -> tuple:
+        # Runs are keyed by the fencing token: a stuck run and its retry on this same
+        # shop are two runs.
+        return self.order.pk, self.order.attempt
 
 
 class Runner:
     def __init__(self, name: str, concurrency: int = 4, grace: float | None = None, prefetch: int | None = None):
         self.name, self.concurrency = name, concurrency
-        self.capacity = concurrency + (concurrency if prefetch is None else prefetch)
+        self.capacity = concurrency + (DEFAULT_PREFETCH_PER_THREAD * concurrency if prefetch is None else prefetch)
         self.refill_at = self.capacity // 2
         self.grace = conf.get().shutdown_grace if grace is None else grace
         self.stopping = threading.Event()
@@ -91,9 +93,13 @@ class Runner:
         # worker finishing its orders in the grace period is not taken for dead.
         self.exited = threading.Event()
         self.wake = threading.Event()
+        # Every order held, by token, from its claim until its outcome is recorded.
         self.running: dict = {}
+        # Claimed orders waiting for a thread. (A plain queue and long-lived threads: a
+        # future per order, as an executor makes, cost more than a no-op order.)
+        self.ready: queue.SimpleQueue = queue.SimpleQueue()
         self.beacon = ChangeBeacon(self.stopping)
-        self.recorder = Recorder(name)
+        self.recorder = Recorder(name, self._settle)
         self.worker = None
         self.fenced_off = False
         self.signals_seen = 0
@@ -103,17 +109,19 @@ class Runner:
     def run(self) -> int:
         """Work until stopped; returns the process exit code."""
         self.worker = membership.register(self.name, self.concurrency)
-        log.info("%s started: concurrency %d, pid %d", self.name, self.concurrency, os.getpid())
+        log.info("%s started: concurrency %d, holding up to %d orders, pid %d", self.name, self.concurrency,
+                 self.capacity, os.getpid())
         self._start_side_threads()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.name) as pool:
-            self._loop(pool)
-            self._shut_down(pool)
-            self.exited.set()
-            if self.running:
-                # Runs still going were released (or fenced off): their results would be
-                # refused, so do not wait for them.
-                logging.shutdown()
-                os._exit(EXIT_FENCED if self.fenced_off else 0)
+        self._loop()
+        self._shut_down()
+        self.exited.set()
+        if self.running:
+            # Runs still going were released (or fenced off): their results would be
+            # refused, so do not wait for them.
+            logging.shutdown()
+            os._exit(EXIT_FENCED if self.fenced_off else 0)
+        for _ in range(self.concurrency):
+            self.ready.put(None)  # each order thread ends at its None
         return EXIT_FENCED if self.fenced_off else 0
 
     def request_stop(self, reason: str) -> None:
@@ -135,6 +143,8 @@ class Runner:
         self.request_stop(signal.Signals(signum).name)
 
     def _start_side_threads(self) -> None:
+        for number in range(self.concurrency):
+            threading.Thread(target=self._serve, name=f"{self.name}_{number}", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True).start()
         self.beacon.start()
         self.recorder.start()
@@ -143,7 +153,7 @@ class Runner:
 
     # --- the main loop -----------------------------------------------------------------
 
-    def _loop(self, pool) -> None:
+    def _loop(self) -> None:
         poll = conf.get().poll_interval
         claim = Claim(self.name, buckets=owned_by(self.name), alive=still_alive(self.worker))
         while not self.stopping.is_set():
@@ -162,46 +172,31 @@ class Runner:
                 self.stopping.wait(poll)
                 continue
             for order in claimed:
-                self._submit(pool, order)
+                self._submit(order)
             if claimed:
                 self.beacon.mark()
             if len(claimed) < free:
                 self.wake.wait(poll)
 
-    def _submit(self, pool, order: Order) -> None:
+    def _submit(self, order: Order) -> None:
         # The hot path: build the log fields only when the line will be written.
         if log.isEnabledFor(logging.INFO):
             log.info("%s claimed order %s (%s, priority %d, bucket %d, attempt %d)",
                      self.name, order.pk, order.kind, order.priority, order.bucket, order.attempt,
                      extra=order_fields(self.name, order))
-        # Keyed by the fencing token: a stuck run and its retry on this same shop are two runs.
-        token = (order.pk, order.attempt)
-        run = self.running[token] = Run(order)
-        run.future = pool.submit(self._process, run)
-        run.future.add_done_callback(lambda ran: self._ran(token, run, ran))
+        run = Run(order)
+        self.running[run.token] = run
+        self.ready.put(run)
 
-    def _ran(self, token, run: Run, ran: Future) -> None:
-        """The handler is over; its outcome may still be on its way to the database."""
-        if ran.cancelled():  # claimed ahead, released at shutdown before it started
-            self._settle(token)
-            return
-        if ran.exception() is not None:
-            # Recording the outcome itself failed (database gone?); the lease will
-            # lapse and the order will be retried elsewhere.
-            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], ran.exception())
-            self._settle(token)
-            return
-        ran.result().add_done_callback(lambda recorded: self._recorded(token, run, recorded))
-
-    def _recorded(self, token, run: Run, recorded: Future) -> None:
-        if recorded.exception() is not None:
-            log.error("%s could not record the outcome of order %s: %r", self.name, token[0], recorded.exception())
-        elif recorded.result() is not None:
-            self._log_outcome(run, recorded.result())
-        self._settle(token)
-
-    def _settle(self, token) -> None:
-        self.running.pop(token, None)
+    def _settle(self, run: Run, outcome=None, error=None) -> None:
+        """The run is over and its outcome recorded (or refused, or lost with ``error``)."""
+        if error is not None:
+            # Recording the outcome failed (database gone?); the lease will lapse and the
+            # order will be retried elsewhere.
+            log.error("%s could not record the outcome of order %s: %r", self.name, run.order.pk, error)
+        elif outcome is not None:
+            self._log_outcome(run, outcome)
+        self.running.pop(run.token, None)
         self.beacon.mark()
         if len(self.running) <= self.refill_at:
             self.wake.set()
@@ -215,32 +210,45 @@ class Runner:
 
     # --- one order ---------------------------------------------------------------------
 
-    def _process(self, run: Run) -> Future:
-        """Run one order on a pool thread; returns a future of its recorded outcome."""
+    def _serve(self) -> None:
+        """An order thread: run orders as they are claimed, until a None comes."""
+        while (run := self.ready.get()) is not None:
+            try:
+                self._process(run)
+            except Exception as error:
+                self._settle(run, error=error)
+
+    def _process(self, run: Run) -> None:
         try:
-            return self._run_and_record(run)
+            self._run_and_record(run)
         except DatabaseError:
             # This thread's connection may be broken: drop it, so its next order gets a
             # fresh one. (Checking it after every order would cost a round trip each.)
             close_old_connections()
             raise
 
-    def _run_and_record(self, run: Run) -> Future:
+    def _run_and_record(self, run: Run) -> None:
         order = run.order
         run.started, run.began = time.monotonic(), timezone.now()
         if order.expires_at is not None and run.began >= order.expires_at:
-            return _done(services.expire_unstarted(order, self.name, order.attempt))
+            self._settle(run, services.expire_unstarted(order, self.name, order.attempt))
+            return
         try:
-            recorded = self._run_handler(order, run.began)
+            outcome = self._run_handler(run)
         except HandlerFailed as failed:
-            recorded = _done(services.fail(order, self.name, order.attempt, failed.traceback, started_at=run.began))
+            run.elapsed = time.monotonic() - run.started
+            outcome = services.fail(order, self.name, order.attempt, failed.traceback, started_at=run.began)
         except Fenced as fenced:
             log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
-            recorded = _done(None)  # nothing recorded, and already said so
-        run.elapsed = time.monotonic() - run.started
-        return recorded
+            self._settle(run)
+            return
+        if outcome is not None:  # None: the recorder has it and settles it once written
+            self._settle(run, outcome)
 
-    def _run_handler(self, order: Order, began) -> Future:
+    def _run_handler(self, run: Run):
+        """Run the order's handler: its Outcome if it was recorded here (an atomic handler
+        completes in its own transaction), None if it went to the recorder."""
+        order = run.order
         try:
             handler = get_handler(order.kind)
         except UnknownKind as error:
@@ -248,14 +256,18 @@ class Runner:
         if handler.visibility_timeout:
             services.extend(order, self.name, order.attempt, handler.visibility_timeout)
         if not handler.atomic:
-            return self.recorder.record(order, _call(handler, order), began)
+            result = _call(handler, order)
+            run.elapsed = time.monotonic() - run.started
+            self.recorder.record(run, result)
+            return None
         with transaction.atomic():
             result = _call(handler, order)
-            outcome = services.complete(order, self.name, order.attempt, result, started_at=began)
+            outcome = services.complete(order, self.name, order.attempt, result, started_at=run.began)
             if not outcome:
                 # Roll back the handler's writes too: another run owns this order now.
                 raise Fenced(outcome.message)
-            return _done(outcome)
+        run.elapsed = time.monotonic() - run.started
+        return outcome
 
     # --- heartbeat, leases and shutdown ------------------------------------------------
 
@@ -295,7 +307,7 @@ class Runner:
         for seconds, tokens in by_length.items():
             services.renew_leases(self.name, tokens, seconds)
 
-    def _shut_down(self, pool) -> None:
+    def _shut_down(self) -> None:
         if not self.fenced_off:
             membership.mark_stopping(self.worker)
         self._release_unstarted()
@@ -307,15 +319,21 @@ class Runner:
         if not self.fenced_off:
             membership.deregister(self.worker, "stopped")
         self.recorder.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
         log.info("%s stopped", self.name)
 
     def _release_unstarted(self) -> None:
         """Orders claimed ahead that no thread has started go back to the queue now,
         for other workers to take, rather than after the grace period."""
-        unstarted = [token for token, run in list(self.running.items()) if run.future.cancel()]
+        unstarted = []
+        while True:
+            try:
+                unstarted.append(self.ready.get_nowait())
+            except queue.Empty:
+                break
+        for run in unstarted:
+            self.running.pop(run.token, None)
         if unstarted and not self.fenced_off:
-            released = services.release(self.name, unstarted)
+            released = services.release(self.name, [run.token for run in unstarted])
             log.info("%s released %d orders it had claimed but not started", self.name, released)
 
     def _settled_within(self, seconds: float) -> bool:

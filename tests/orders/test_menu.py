@@ -1,12 +1,14 @@
 """The demo menu's fan-out: an upload places its transcodes exactly once."""
 
+import time
+
 import pytest
 from django.utils import timezone
 
 from orders.handlers import get_handler
 from orders.models import Order, Status
 from orders.services import claim, place_order
-from workers.runner import Fenced, Runner
+from workers.runner import Fenced, Run, Runner
 
 
 @pytest.mark.django_db(transaction=True)
@@ -17,11 +19,11 @@ def test_an_upload_fans_out_once_even_if_its_run_was_fenced_off():
     runner = Runner("S0", 1)
 
     with pytest.raises(Fenced):
-        runner._run_handler(stale, timezone.now())
+        runner._run_handler(Run(stale, started=time.monotonic(), began=timezone.now()))
 
     assert Order.objects.filter(kind="transcode").count() == 0
     Order.objects.filter(pk=upload.pk).update(attempt=stale.attempt)
-    runner._run_handler(stale, timezone.now())
+    runner._run_handler(Run(stale, started=time.monotonic(), began=timezone.now()))
     transcodes = Order.objects.filter(kind="transcode")
     assert sorted(t.payload["resolution"] for t in transcodes) == ["1080p", "144p", "720p"]
     assert Order.objects.get(pk=upload.pk).status == Status.DONE

@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4, help="Orders run at once (default 4)")
         parser.add_argument("--prefetch", type=int, default=None,
                             help="Orders claimed ahead of free threads, so one claim serves many "
-                                 "(default: as many as --concurrency; 0 claims only for free threads)")
+                                 "(default: 3 x --concurrency; 0 claims only for free threads)")
         parser.add_argument("--grace", type=float, default=None,
                             help="Seconds to let running orders finish on SIGTERM (default PIZZAQ_SHUTDOWN_GRACE)")
 
