@@ -91,9 +91,13 @@ def claims(args) -> None:
 
 
 def prune(args) -> None:
+    """Prune every finished order, then rebuild the indexes (pruneorders --reindex)."""
+    from orders.compaction import rebuild_indexes
     from orders.services import prune_finished
 
-    emit(pruned=prune_finished(older_than=0))
+    pruned = prune_finished(older_than=0)
+    before, after = rebuild_indexes()
+    emit(pruned=pruned, index_bytes_before=before, index_bytes_after=after)
 
 
 COMMANDS = {"enqueue": enqueue, "enqueue-http": enqueue_http, "bulk": bulk, "fill": fill,

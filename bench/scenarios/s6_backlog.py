@@ -6,8 +6,9 @@ drain rate of two tuned workers over a sample of orders; top the queue up to the
 backlog size (100,000 by default, --backlog 1000000 for the issue's figure) and measure
 the same again. Then every order still queued is marked done in one UPDATE (draining a
 million no-ops through workers would take most of an hour; the rows end as a drained
-queue's would), finished orders are pruned with ``prune_finished`` and the table is
-VACUUMed as autovacuum would; its heap and index sizes are compared with the start.
+queue's would), finished orders are pruned and the indexes rebuilt as ``pruneorders
+--reindex`` does, and the table is VACUUMed as autovacuum would; its heap and index sizes
+are compared with the start.
 Targets: claim p50 and drain rate within 20% of the 10,000-order figures; sizes back
 near the start. The check: every order the workers finished ran exactly once."""
 

@@ -51,3 +51,35 @@ def test_pruneorders_deletes_only_old_finished_orders_and_keeps_their_tally(caps
     assert Order.objects.filter(status=Status.QUEUED).count() == 10 and Order.objects.count() == 10
     assert PrunedTally.objects.get(kind="noop", status=Status.DONE).orders == 20
     assert "20/20" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # REINDEX CONCURRENTLY refuses to run in a transaction
+def test_pruneorders_reindex_gives_back_the_index_space_a_large_prune_leaves():
+    from orders.compaction import index_sizes
+
+    run("placeorders", "noop", "--count", "20000", "--batch", "20000")
+    long_ago = timezone.now() - timedelta(days=30)
+    Order.objects.update(status=Status.DONE, finished_at=long_ago, started_at=long_ago)
+    peak = index_sizes()
+
+    output = run("pruneorders", "--older-than", "86400", "--reindex")
+
+    after = index_sizes()
+    assert Order.objects.count() == 0
+    assert "pruned 20000 finished orders" in output and "order indexes:" in output
+    assert set(after) == set(peak)  # every index is still there, rebuilt
+    assert sum(after.values()) < sum(peak.values()) / 10
+
+
+def test_pruneorders_reindex_is_refused_on_sqlite_before_anything_is_pruned(settings):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the refusal is SQLite's")
+    run("placeorders", "noop", "--count", "3")
+    Order.objects.update(status=Status.DONE, finished_at=timezone.now() - timedelta(days=30))
+
+    with pytest.raises(CommandError, match="--reindex is for PostgreSQL"):
+        run("pruneorders", "--older-than", "0", "--reindex")
+    assert Order.objects.count() == 3
