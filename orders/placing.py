@@ -5,11 +5,12 @@ sent by a second thread (psycopg's queued writer) while this one goes on, so Pos
 and Python work side by side. SQLite takes Django's bulk_create.
 """
 
+import json
 from functools import lru_cache
 from typing import Iterable
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models.sql import InsertQuery
+from django.db import connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
@@ -43,8 +44,8 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         with transaction.atomic():
             Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
     elif len(rows) <= COPY_THRESHOLD:
+        _insert_and_notify(rows)  # one statement is a transaction of its own
         orders = [Order(*row) for row in rows]
-        _insert_and_notify(orders)  # one statement is a transaction of its own
     else:
         with transaction.atomic():
             orders = _copy_in(rows)
@@ -55,34 +56,31 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
     return orders
 
 
-def _insert_and_notify(orders: list[Order]) -> None:
+def _insert_and_notify(rows: list[tuple]) -> None:
     """INSERT and NOTIFY in one statement, one round trip. PostgreSQL delivers a NOTIFY
     only when its transaction commits, and identical ones in a transaction only once, so
     idle workers wake once the orders are visible to them, not before, and once."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if len(orders) == 1:
-        # The common case, with the statement compiled once: compiling it every time
-        # cost as much as sending it.
-        fields = Order._meta.concrete_fields
-        insert_sql = _single_insert_sql()
-        params = [field.get_db_prep_save(getattr(orders[0], field.attname), db) for field in fields]
-    else:
-        [(insert_sql, params)] = _insert_query(orders).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    with db.cursor() as cursor:
-        cursor.execute(f"WITH placed AS ({insert_sql} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1",
-                       [*params, ORDERS_CHANNEL])
-
-
-def _insert_query(orders: list[Order]) -> InsertQuery:
-    query = InsertQuery(Order)
-    query.insert_values(Order._meta.concrete_fields, orders)
-    return query
+    json_columns = _json_columns()
+    params = [json.dumps(value) if i in json_columns and value is not None else value
+              for row in rows for i, value in enumerate(row)]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(len(rows)), [*params, ORDERS_CHANNEL])
 
 
 @lru_cache(maxsize=1)
-def _single_insert_sql() -> str:
-    [(insert_sql, _)] = _insert_query([Order(bucket=0)]).get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    return insert_sql
+def _json_columns() -> frozenset:
+    return frozenset(i for i, field in enumerate(Order._meta.concrete_fields) if isinstance(field, JSONField))
+
+
+@lru_cache(maxsize=COPY_THRESHOLD)
+def _insert_sql(count: int) -> str:
+    """The statement for ``count`` rows, built once: building it cost as much as sending it.
+    The row values go in as psycopg adapts them, JSON as text cast to jsonb."""
+    fields = Order._meta.concrete_fields
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    row = "(" + ", ".join("%s::jsonb" if isinstance(field, JSONField) else "%s" for field in fields) + ")"
+    return (f"WITH placed AS (INSERT INTO {Order._meta.db_table} ({names}) VALUES {', '.join([row] * count)}"
+            " RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1")
 
 
 # --- COPY ------------------------------------------------------------------------------

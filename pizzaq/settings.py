@@ -96,6 +96,12 @@ def _database():
         }
         # Tests start real worker processes, so the test database must be a file.
         database["TEST"] = {"NAME": str(Path(database["NAME"]).with_suffix(".test.sqlite3"))}
+    elif pool_size := env.int("DATABASE_POOL_SIZE", default=0):
+        # A process that serves each request on a thread of its own (daphne) would open a
+        # connection per request, since Django's connections belong to threads: a pool
+        # hands out open ones instead. (Pooled connections go back at each request's end.)
+        database["OPTIONS"] = {"pool": {"min_size": min(2, pool_size), "max_size": pool_size, "timeout": 10}}
+        database["CONN_MAX_AGE"] = 0
     else:
         database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         database["CONN_HEALTH_CHECKS"] = True

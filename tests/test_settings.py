@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.conftest import ROOT, database_url
 
 PRODUCTION = {
     "DEBUG": "false",
@@ -35,3 +37,37 @@ def test_the_development_secret_key_is_refused_in_production():
 
     assert result.returncode != 0
     assert "SECRET_KEY is the development default" in result.stderr
+
+
+POOLED_REQUESTS = """
+import threading, django
+django.setup()
+from django.db import connection
+pids = set()
+
+def request():  # what a daphne request thread does with the database
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.add(cursor.fetchone()[0])
+    connection.close()  # request_finished: back to the pool
+
+for _ in range(20):
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+print(len(pids))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_pool_serves_request_threads_with_connections_already_open():
+    def backends(**env) -> int:
+        environment = {**os.environ, "DATABASE_URL": database_url(), **env}
+        result = subprocess.run([sys.executable, "-c", POOLED_REQUESTS], cwd=ROOT, env=environment,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return int(result.stdout)
+
+    assert backends(DATABASE_POOL_SIZE="3") <= 3
+    assert backends() > 10  # without it, each thread connects anew

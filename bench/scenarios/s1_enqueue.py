@@ -41,7 +41,8 @@ def enqueue_http(pizzaq: Pizzaq, db: str, n: int) -> dict:
     token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
     port = free_port()
     daphne = harness.start([pizzaq.python.parent / "daphne", "-b", "127.0.0.1", "-p", str(port),
-                            "pizzaq.asgi:application"], pizzaq.env(db), "pizzaq-daphne", cwd=pizzaq.source)
+                            "pizzaq.asgi:application"], pizzaq.env(db, DATABASE_POOL_SIZE="20"), "pizzaq-daphne",
+                           cwd=pizzaq.source)
     with harness.running(daphne):
         harness.wait_for(lambda: accepts(port), timeout=30, interval=0.1, what="daphne to listen")
         seconds = pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)["seconds"]

@@ -1,6 +1,7 @@
 """The JSON API: 202 only after commit, reads, listing, and a clear 4xx for bad input."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -168,6 +169,14 @@ def test_tokens_are_stored_only_as_hashes_and_record_last_use(api, user):
     token = ApiToken.objects.get(user=user)
     assert key not in json.dumps(list(ApiToken.objects.values()), default=str)
     assert token.last_used_at is not None
+    # Written at most once a minute, not on every request ...
+    first_use = token.last_used_at
+    api.get("/api/orders")
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == first_use
+    # ... and again once a minute has gone by.
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first_use - timedelta(minutes=2))
+    api.get("/api/orders")
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > first_use
 
 
 @pytest.mark.django_db
