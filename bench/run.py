@@ -41,7 +41,8 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--enqueue", type=int, default=5_000, help="S1: orders placed one call each")
     p.add_argument("--enqueue-http", type=int, default=1_000, help="S1: orders placed over HTTP, one request each")
     p.add_argument("--bulk", type=int, default=20_000, help="S2: orders placed in one batch call")
-    p.add_argument("--drain", type=int, default=3_000, help="S3: queued orders to drain")
+    p.add_argument("--drain", type=int, default=3_000, help="S3: queued orders to drain (other sizes than "
+                   "3,000 write results/s3-SIZE.json)")
     p.add_argument("--drain-timeout", type=float, default=240, help="S3/S6: give up on a drain after this long (s)")
     p.add_argument("--every-ms", type=float, default=20, help="S4: one order every this many ms")
     p.add_argument("--seconds", type=float, default=10, help="S4: for this many seconds")

@@ -10,6 +10,13 @@ from bench.harness import BenchError, Variant
 
 FIGURES = {"drain": ("orders/s", True)}
 DEFAULTS, TUNED = "1 worker, defaults", "2 workers, tuned"
+# The size `all` runs, whose results the headline table reads; other sizes get files of
+# their own.
+DEFAULT_DRAIN = 3_000
+
+
+def results_name(options) -> str:
+    return "s3" if options.drain == DEFAULT_DRAIN else f"s3-{options.drain}"
 
 
 def run(queues, options) -> dict:
