@@ -101,7 +101,6 @@ class _Statement:
         )
         self._picked_params = list(picked_params)
         self._worker = worker
-        self._attnames = [field.attname for field in fields]
         # JSON columns arrive as text; the rest as the Python values Order holds.
         self._converters = [(i, field.from_db_value) for i, field in enumerate(fields)
                             if hasattr(field, "from_db_value")]
@@ -121,4 +120,4 @@ class _Statement:
     def _order(self, values: list) -> Order:
         for i, convert in self._converters:
             values[i] = convert(values[i], None, connection)
-        return Order.from_db(connection.alias, self._attnames, values)
+        return Order.from_row(values, connection.alias)

@@ -43,16 +43,14 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         orders = [Order(*row) for row in rows]
         with transaction.atomic():
             Order.objects.bulk_create(orders, batch_size=BULK_BATCH_SIZE)
-    elif len(rows) <= COPY_THRESHOLD:
+        return orders
+    if len(rows) <= COPY_THRESHOLD:
         _insert_and_notify(rows)  # one statement is a transaction of its own
-        orders = [Order(*row) for row in rows]
-    else:
-        with transaction.atomic():
-            orders = _copy_in(rows)
-            # Delivered when this transaction commits, like the INSERT's.
-            notify_now(ORDERS_CHANNEL)
-    for order in orders:
-        order._state.adding, order._state.db = False, connection.alias
+        return [Order.from_row(row, connection.alias) for row in rows]
+    with transaction.atomic():
+        orders = _copy_in(rows)
+        # Delivered when this transaction commits, like the INSERT's.
+        notify_now(ORDERS_CHANNEL)
     return orders
 
 
@@ -110,4 +108,4 @@ def _copy_in(rows: list[tuple]) -> list[Order]:
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-            return [Order(*row) for row in rows]
+            return [Order.from_row(row, connection.alias) for row in rows]

@@ -76,10 +76,13 @@ def place(request):
     return JsonResponse({"id": str(order.id), "status": order.status, "url": f"/orders/{order.id}"}, status=202)
 
 
+ERROR_CODES = {403: "forbidden", 404: "not_found", 409: "conflict"}
+
+
 def _act(request, action: str, target: str):
     result = actions.perform(request.user, action, target)
     if not result.ok:
-        return api_error(result.status, "forbidden" if result.status == 403 else "conflict", result.message)
+        return api_error(result.status, ERROR_CODES[result.status], result.message)
     return JsonResponse({"ok": True, "message": result.message})
 
 

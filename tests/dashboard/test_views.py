@@ -125,9 +125,13 @@ def test_operators_force_fail_a_worker(operator):
 def test_acting_on_something_missing_or_finished_is_a_clear_error(operator):
     order = place_order("noop")
 
-    assert operator.post("/dashboard/workers/S9/fail").json()["error"]["message"] == "no worker S9"
+    missing = operator.post("/dashboard/workers/S9/fail")
+    assert missing.status_code == 404
+    error = missing.json()["error"]
+    assert (error["code"], error["message"]) == ("not_found", "no worker S9")
     response = operator.post(f"/dashboard/orders/{order.pk}/retry")
-    assert response.status_code == 409 and "only dead orders can be retried" in response.json()["error"]["message"]
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert "only dead orders can be retried" in response.json()["error"]["message"]
     assert not Event.objects.filter(kind=EventKind.ACTION).exists()
 
 

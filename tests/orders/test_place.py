@@ -142,6 +142,20 @@ def test_one_bad_spec_in_a_bulk_placement_writes_none_of_them():
     assert Order.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_spec_deep_in_a_large_batch_writes_none_and_says_which():
+    specs = [OrderSpec("noop", {"n": n}) for n in range(300)]
+    specs[250] = OrderSpec("noop", {"n": 250}, priority=500)
+
+    with pytest.raises(OrderRejected) as rejected:
+        place_orders(specs)
+
+    assert rejected.value.index == 250 and rejected.value.field == "priority"
+    assert Order.objects.count() == 0
+    assert len(place_orders(specs[:250])) == 250  # the connection is fine afterwards
+    assert count_from_another_connection(Order.objects.first().id) == 1
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("options", [
     {"payload": {"note": "a\x00b"}}, {"payload": {"a\x00": 1}}, {"payload": {"list": [["x\x00"]]}},
