@@ -25,7 +25,8 @@ TOP = 10
 # Which threads each profile summarises, by the start of their names.
 MAIN_THREAD = {"the one thread": ("MainThread",)}
 WORKER_THREADS = {"main loop thread (claims orders)": ("MainThread",),
-                  "pool threads (run and complete orders)": ("S0_",)}
+                  "order threads (run orders)": ("S0_",),
+                  "result recorder (writes completions in batches)": ("S0-recorder",)}
 DAPHNE_THREADS = {"daphne's event loop": ("MainThread",),
                   "request threads (Django views)": ("ThreadPoolExecutor",)}
 LINE_NUMBER = re.compile(r":\d+\)$")
@@ -89,7 +90,8 @@ def profile_http(pizzaq: Pizzaq, db: str, n: int):
     token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
     port = free_port()
     cmd = [pizzaq.python.parent / "daphne", "-b", "127.0.0.1", "-p", str(port), "pizzaq.asgi:application"]
-    daphne = harness.start(spy(raw, cmd), pizzaq.env(db), "profile-daphne", cwd=pizzaq.source)
+    daphne = harness.start(spy(raw, cmd), pizzaq.env(db, DATABASE_POOL_SIZE="20"), "profile-daphne",
+                           cwd=pizzaq.source)
     with harness.running(daphne):
         harness.wait_for(lambda: accepts(port), timeout=60, interval=0.1, what="daphne to listen")
         pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)
@@ -139,8 +141,11 @@ def category(frames: tuple) -> str:
     return "running Python"
 
 
+# Blocking calls made in C show their caller on top: the order threads' and the
+# recorder's waits on a SimpleQueue.
 IDLE_LEAVES = ("select (selectors", "Condition.wait", "Event.wait", "_worker (concurrent/futures/thread.py",
-               "sleep", "_wait_for_tstate_lock", "notifies", "Lock.acquire")
+               "sleep", "_wait_for_tstate_lock", "notifies", "Lock.acquire", "Runner._serve (workers/runner.py",
+               "Recorder._next_batch (workers/recorder.py")
 # Our own code: time is charged to the innermost of these frames on the stack.
 PROJECT = ("(orders/", "(workers/", "(pizzaq/")
 
