@@ -20,7 +20,7 @@ from bench.scenarios.s3_drain import wait_until_finished
 
 PY_SPY = harness.BENCH / ".venv-peers" / "bin" / "py-spy"
 PROFILES = harness.RESULTS / "profiles"
-SIZES = {"enqueue": 2_000, "bulk": 20_000, "drain": 2_000, "http": 300}
+SIZES = {"enqueue": 2_000, "bulk": 20_000, "drain": 20_000, "drain-tuned": 60_000, "http": 300}
 TOP = 10
 # Which threads each profile summarises, by the start of their names.
 MAIN_THREAD = {"the one thread": ("MainThread",)}
@@ -38,7 +38,8 @@ def run(queues, options) -> dict:
     sections = []
     with harness.scenario_databases("profile", pizzaq) as fresh:
         for name, profile in (("enqueue", client_profile("enqueue")), ("bulk", client_profile("bulk")),
-                              ("drain", profile_drain), ("http", profile_http)):
+                              ("drain", drain_profile(tuned=False)), ("drain-tuned", drain_profile(tuned=True)),
+                              ("http", profile_http)):
             db = fresh()
             before = transactions(db)
             raw, thread_groups = profile(pizzaq, db, SIZES[name])
@@ -71,17 +72,23 @@ def client_profile(command: str):
     return profile
 
 
-def profile_drain(pizzaq: Pizzaq, db: str, n: int):
-    """One worker on its defaults drains ``n`` orders; its main loop and its pool are
-    summarised apart (not its heartbeat or LISTEN threads)."""
-    raw = PROFILES / "drain.txt"
-    pizzaq.drive(db, "fill", n=n)
-    worker = harness.start(spy(raw, pizzaq.worker_command(0, False, False)), pizzaq.env(db), "profile-worker",
-                           cwd=pizzaq.source)
-    with harness.running(worker):
-        wait_until_finished(pizzaq, db, n, 600, [worker])
-        stop_spied_child(worker)
-    return raw, WORKER_THREADS
+def drain_profile(tuned: bool):
+    """One worker (on its defaults, or as S3 tunes each of its two) drains ``n`` orders;
+    its main loop, order threads and recorder are summarised apart (not its heartbeat or
+    LISTEN threads). Sampling starts with the process, so ``n`` is large enough for the
+    drain, not the start-up, to fill the samples."""
+
+    def profile(pizzaq: Pizzaq, db: str, n: int):
+        raw = PROFILES / f"drain{'-tuned' if tuned else ''}.txt"
+        pizzaq.drive(db, "fill", n=n)
+        worker = harness.start(spy(raw, pizzaq.worker_command(0, tuned, False)), pizzaq.env(db), "profile-worker",
+                               cwd=pizzaq.source)
+        with harness.running(worker):
+            wait_until_finished(pizzaq, db, n, 600, [worker])
+            stop_spied_child(worker)
+        return raw, WORKER_THREADS
+
+    return profile
 
 
 def profile_http(pizzaq: Pizzaq, db: str, n: int):

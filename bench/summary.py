@@ -1,4 +1,5 @@
-"""The headline table of RESULTS.md, from the JSON of the last run (bench/results/s1-s5.json):
+"""The headline table of RESULTS.md, from the JSON of the last run (bench/results/s1-s5.json,
+S3 from s3-20000.json, the issue's size, when there is one):
 one row per figure, one column per queue, each cell the median (min–max) and, for a
 peer, pizzaq's ratio to it (above 1× means pizzaq does better).
 
@@ -16,8 +17,8 @@ ROWS = [
     ("s1", "enqueue", "one call per order", "S1 enqueue, one call per order (orders/s)", False),
     ("s1", "enqueue", "HTTP API", "S1 enqueue over HTTP, daphne (orders/s)", False),
     ("s2", "bulk", "batch API", "S2 bulk enqueue, batch API (orders/s)", False),
-    ("s3", "drain", "1 worker, defaults", "S3 drain, 1 worker on defaults (orders/s)", False),
-    ("s3", "drain", "2 workers, tuned", "S3 drain, 2 workers tuned (orders/s)", False),
+    ("s3-20000", "drain", "1 worker, defaults", "S3 drain of 20,000, 1 worker on defaults (orders/s)", False),
+    ("s3-20000", "drain", "2 workers, tuned", "S3 drain of 20,000, 2 workers tuned (orders/s)", False),
     ("s4", "p50", "idle worker", "S4 place → start p50 (ms); pizzaq: handler start", False),
     ("s4", "p50", "idle worker", "S4 place → start p50 (ms); pizzaq: claimed", True),
     ("s4", "p99", "idle worker", "S4 place → start p99 (ms); pizzaq: handler start", False),
@@ -26,8 +27,12 @@ ROWS = [
 ]
 
 
-def load(scenario: str) -> dict:
-    path = RESULTS / f"{scenario}.json"
+def load(name: str) -> dict:
+    """results/NAME.json; for S3 at the issue's size (s3-20000), the default size's file
+    when that size was not run."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists() and name.startswith("s3-"):
+        path = RESULTS / "s3.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
