@@ -93,8 +93,11 @@ class Runner:
         # worker finishing its orders in the grace period is not taken for dead.
         self.exited = threading.Event()
         self.wake = threading.Event()
-        # Every order held, by token, from its claim until its outcome is recorded.
+        # Every order held, by token, from its claim until its outcome is recorded; and
+        # those of them whose handler has returned and whose result waits for the recorder.
+        # Claims count only the others, so a claim goes out while a batch is written.
         self.running: dict = {}
+        self.recording: dict = {}
         # Claimed orders waiting for a thread. (A plain queue and long-lived threads: a
         # future per order, as an executor makes, cost more than a no-op order.)
         self.ready: queue.SimpleQueue = queue.SimpleQueue()
@@ -158,7 +161,7 @@ class Runner:
         claim = Claim(self.name, buckets=owned_by(self.name), alive=still_alive(self.worker))
         while not self.stopping.is_set():
             self.wake.clear()
-            held = len(self.running)
+            held = self._unfinished()
             if held > self.refill_at:
                 self.wake.wait(poll)
                 continue
@@ -197,9 +200,14 @@ class Runner:
         elif outcome is not None:
             self._log_outcome(run, outcome)
         self.running.pop(run.token, None)
+        self.recording.pop(run.token, None)
         self.beacon.mark()
-        if len(self.running) <= self.refill_at:
+        if self._unfinished() <= self.refill_at:
             self.wake.set()
+
+    def _unfinished(self) -> int:
+        """Orders held whose handler has not returned yet."""
+        return len(self.running) - len(self.recording)
 
     def _log_outcome(self, run: Run, outcome) -> None:
         level = logging.INFO if outcome else logging.WARNING
@@ -258,6 +266,9 @@ class Runner:
         if not handler.atomic:
             result = _call(handler, order)
             run.elapsed = time.monotonic() - run.started
+            self.recording[run.token] = run
+            if self._unfinished() <= self.refill_at:
+                self.wake.set()  # the claim loop may claim again while this is written
             self.recorder.record(run, result)
             return None
         with transaction.atomic():
