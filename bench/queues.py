@@ -99,11 +99,11 @@ def _count_problem(what: str, found: int, n: int) -> list[str]:
 class Pizzaq(Queue):
     name = label = "pizzaq"
     python = PIZZAQ_PYTHON
-    default_worker = "runworker (concurrency 4, prefetch 12)"
-    tuned_worker = "2 × runworker --concurrency 8 --prefetch 92"
-    recovery_setting = "notifier; worker timeout 10 s, heartbeat 2 s (defaults)"
-    # Each worker holds 100 orders, as a tuned pgqueuer worker claims batches of 100.
+    # Each tuned worker holds 100 orders, as a tuned pgqueuer worker claims batches of 100.
     TUNED_CONCURRENCY, TUNED_PREFETCH = 8, 92
+    default_worker = "runworker (concurrency 4, prefetch 12)"
+    tuned_worker = f"2 × runworker --concurrency {TUNED_CONCURRENCY} --prefetch {TUNED_PREFETCH}"
+    recovery_setting = "notifier; worker timeout 10 s, heartbeat 2 s (defaults)"
 
     def env(self, db: str, recovery: bool = False, **extra) -> dict:
         # Production settings (with DEBUG on, Django keeps every query in memory), but

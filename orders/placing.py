@@ -70,15 +70,20 @@ def _json_columns() -> frozenset:
     return frozenset(i for i, field in enumerate(Order._meta.concrete_fields) if isinstance(field, JSONField))
 
 
+@lru_cache(maxsize=1)
+def _column_names() -> str:
+    """Order's columns, quoted, in field order: the order of the rows OrderBuilder makes."""
+    return ", ".join(connection.ops.quote_name(field.column) for field in Order._meta.concrete_fields)
+
+
 @lru_cache(maxsize=COPY_THRESHOLD)
 def _insert_sql(count: int) -> str:
     """The statement for ``count`` rows, built once: building it cost as much as sending it.
     The row values go in as psycopg adapts them, JSON as text cast to jsonb."""
-    fields = Order._meta.concrete_fields
-    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    row = "(" + ", ".join("%s::jsonb" if isinstance(field, JSONField) else "%s" for field in fields) + ")"
-    return (f"WITH placed AS (INSERT INTO {Order._meta.db_table} ({names}) VALUES {', '.join([row] * count)}"
-            " RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1")
+    row = "(" + ", ".join("%s::jsonb" if isinstance(field, JSONField) else "%s"
+                          for field in Order._meta.concrete_fields) + ")"
+    return (f"WITH placed AS (INSERT INTO {Order._meta.db_table} ({_column_names()})"
+            f" VALUES {', '.join([row] * count)} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1")
 
 
 # --- COPY ------------------------------------------------------------------------------
@@ -92,10 +97,8 @@ _COPY_TYPES = {
 
 @lru_cache(maxsize=1)
 def _copy_statement() -> tuple[str, list[str]]:
-    fields = Order._meta.concrete_fields
-    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    types = [_COPY_TYPES[field.get_internal_type()] for field in fields]
-    return f"COPY {Order._meta.db_table} ({names}) FROM STDIN (FORMAT BINARY)", types
+    types = [_COPY_TYPES[field.get_internal_type()] for field in Order._meta.concrete_fields]
+    return f"COPY {Order._meta.db_table} ({_column_names()}) FROM STDIN (FORMAT BINARY)", types
 
 
 def _copy_in(rows: list[tuple]) -> list[Order]:
