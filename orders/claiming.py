@@ -12,11 +12,20 @@ from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from orders.models import Order, Status
+from orders.prepared import prepared_cursor
 from pizzaq import conf
 
 # Stands for "now" while the statement is compiled; found again by identity among the
 # compiled parameters, where each claim puts its own time.
 _NOW = datetime(2000, 1, 1, tzinfo=tz.utc)
+
+
+# The one good plan walks the claim index in claim order and stops after `limit` rows.
+# When the statistics lag (a table that just grew from empty, as at a rush) the planner
+# prefers to fetch every queued row and sort them, which costs time in proportion to the
+# backlog on every claim. These settings, local to the claim's transaction, rule that out,
+# also for the plan PostgreSQL keeps for the prepared claim.
+_PLAN_SETTINGS = "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
 
 
 def claimable(worker: str, buckets, alive, now):
@@ -55,6 +64,13 @@ class Claim:
             claimed = self._claim_serialised(limit, now)
         return sorted(claimed, key=claim_order_key)
 
+    def explain(self, limit: int) -> str:
+        """How PostgreSQL runs this claim now: its plan with timings and buffers (EXPLAIN
+        ANALYZE). Nothing stays claimed: the claim runs in a transaction rolled back."""
+        if self._statement is None:
+            raise NotImplementedError("explaining the claim needs PostgreSQL")
+        return self._statement.explain(limit, timezone.now())
+
     def _claim_serialised(self, limit: int, now) -> list[Order]:
         # SQLite: the IMMEDIATE transaction holds the database's write lock from BEGIN, so
         # no other claimer can pick the same rows between our read and our write.
@@ -70,7 +86,7 @@ class Claim:
 
 
 class _Statement:
-    """The PostgreSQL claim: one autocommit statement, one round trip. It locks the chosen
+    """The PostgreSQL claim: one prepared statement, one round trip. It locks the chosen
     rows, skipping rows another claimer holds, and flips them in the same statement.
     (Django compiles FOR UPDATE only inside atomic(), which would cost a BEGIN and a
     COMMIT round trip; one autocommit statement is atomic on its own.)"""
@@ -85,19 +101,17 @@ class _Statement:
         returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
-        # The SET LOCALs: the one good plan walks the claim index in claim order and stops
-        # after `limit` rows. When the statistics lag (a table that just grew from empty,
-        # as at a rush) the planner prefers to fetch every queued row and sort them, which
-        # costs time in proportion to the backlog on every claim. Sent in one string with
-        # the claim, they run in its implicit transaction: one round trip, and they end
-        # with it.
+        # The UPDATE finds the picked rows by primary key alone. FOR UPDATE has already
+        # checked, on each row's latest version, that it is queued, and holds it locked, so
+        # a second status test adds nothing, and with statistics that say few orders are
+        # queued it lured the planner into looking each row up in the claim index, whose
+        # leading columns are not the id: a walk of the whole backlog per picked row.
         self._sql = (
-            "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; "
             f"WITH picked AS MATERIALIZED ({picked_sql} LIMIT %s FOR UPDATE SKIP LOCKED)"
             f" UPDATE {table} SET status = %s, worker = %s, attempt = {table}.attempt + 1,"
             # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
             f" started_at = %s, lease_expires_at = %s FROM picked"
-            f" WHERE {table}.id = picked.id AND {table}.status = %s RETURNING {returning}"
+            f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
         self._picked_params = list(picked_params)
         self._worker = worker
@@ -106,16 +120,27 @@ class _Statement:
                             if hasattr(field, "from_db_value")]
 
     def run(self, limit: int, now) -> list[Order]:
+        # One round trip: the planner settings and the claim go out together (a pipeline)
+        # and run in one implicit transaction, at whose end the settings lapse.
+        with prepared_cursor() as cursor, connection.wrap_database_errors, connection.connection.pipeline():
+            cursor.execute(_PLAN_SETTINGS)
+            cursor.execute(self._sql, self._params(limit, now))
+            rows = cursor.fetchall()
+        return [self._order(list(row)) for row in rows]
+
+    def explain(self, limit: int, now) -> str:
+        with transaction.atomic(), prepared_cursor() as cursor:
+            cursor.execute(_PLAN_SETTINGS)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + self._sql, self._params(limit, now))
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            transaction.set_rollback(True)  # EXPLAIN ANALYZE claimed for real: undo it
+        return plan
+
+    def _params(self, limit: int, now) -> list:
         params = list(self._picked_params)
         for i in self._now_at:
             params[i] = now
-        params += [limit, Status.RUNNING, self._worker, now, first_lease(now), Status.QUEUED]
-        with connection.cursor() as cursor:
-            cursor.execute(self._sql, params)
-            while cursor.nextset():  # past the SETs' empty results to the claim's rows
-                pass
-            rows = cursor.fetchall()
-        return [self._order(list(row)) for row in rows]
+        return params + [limit, Status.RUNNING, self._worker, now, first_lease(now)]
 
     def _order(self, values: list) -> Order:
         for i, convert in self._converters:

@@ -1,6 +1,6 @@
 """Placing orders: checked specs become rows in as few round trips as PostgreSQL allows.
 
-One order is one statement (INSERT and NOTIFY together); many go through binary COPY,
+One order is one prepared statement (INSERT and NOTIFY together); many go through binary COPY,
 sent by a second thread (psycopg's queued writer) while this one goes on, so PostgreSQL
 and Python work side by side. SQLite takes Django's bulk_create.
 """
@@ -16,6 +16,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL, notify_now
+from orders.prepared import prepared_cursor
 from orders.specs import OrderBuilder, OrderRejected, OrderSpec
 
 BULK_BATCH_SIZE = 2000
@@ -61,7 +62,7 @@ def _insert_and_notify(rows: list[tuple]) -> None:
     json_columns = _json_columns()
     params = [json.dumps(value) if i in json_columns and value is not None else value
               for row in rows for i, value in enumerate(row)]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_insert_sql(len(rows)), [*params, ORDERS_CHANNEL])
 
 

@@ -21,6 +21,7 @@ from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
 from orders.notify import notify_after_commit
 from orders.placing import place_order, place_orders
+from orders.prepared import prepared_cursor
 from orders.specs import OrderRejected, OrderSpec
 from orders.tally import record_pruned
 
@@ -122,7 +123,7 @@ def complete_many(worker: str, finished: list[RunResult]) -> dict:
 
 def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
     """One UPDATE for the batch. Its rows arrive as arrays, so the statement's text is the
-    same for every batch and psycopg parses it once."""
+    same for every batch and PostgreSQL parses and plans it once per connection."""
     table = Order._meta.db_table
     # o.started_at is still the claim time here: every SET reads the row as it was.
     history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at", "v.started", ended="v.ended")
@@ -141,7 +142,7 @@ def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
         [run.started_at for run in finished], [run.finished_at for run in finished],
         [run.finished_at.isoformat() for run in finished],  # ended, as AppendAttempt writes it
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [Status.DONE, "done", "", *columns, Status.RUNNING, worker])
         return {row[0] for row in cursor.fetchall()}
 

@@ -96,16 +96,26 @@ def _database():
         }
         # Tests start real worker processes, so the test database must be a file.
         database["TEST"] = {"NAME": str(Path(database["NAME"]).with_suffix(".test.sqlite3"))}
-    elif pool_size := env.int("DATABASE_POOL_SIZE", default=0):
+    else:
+        _postgresql_options(database)
+    return database
+
+
+def _postgresql_options(database):
+    options = database.setdefault("OPTIONS", {})
+    # The hot statements (placing, claiming, completing) are prepared on each connection
+    # the first time they run (orders/prepared.py); False for a pooler that cannot keep
+    # prepared statements (PgBouncer before 1.21 in transaction mode).
+    options["prepare_threshold"] = 0 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+    if pool_size := env.int("DATABASE_POOL_SIZE", default=0):
         # A process that serves each request on a thread of its own (daphne) would open a
         # connection per request, since Django's connections belong to threads: a pool
         # hands out open ones instead. (Pooled connections go back at each request's end.)
-        database["OPTIONS"] = {"pool": {"min_size": min(2, pool_size), "max_size": pool_size, "timeout": 10}}
+        options["pool"] = {"min_size": min(2, pool_size), "max_size": pool_size, "timeout": 10}
         database["CONN_MAX_AGE"] = 0
     else:
         database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         database["CONN_HEALTH_CHECKS"] = True
-    return database
 
 
 DATABASES = {"default": _database()}

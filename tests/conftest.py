@@ -52,6 +52,14 @@ def process_env(**overrides) -> dict:
     return env
 
 
+def run_python(code: str, **env) -> str:
+    """Run ``code`` in a fresh interpreter on the test database; what it printed."""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=process_env(**env),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 class Processes:
     """Real subprocesses started by a test; whatever is left is killed at teardown."""
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, database_url
+from tests.conftest import ROOT, run_python
 
 PRODUCTION = {
     "DEBUG": "false",
@@ -63,11 +63,7 @@ print(len(pids))
 @pytest.mark.django_db
 def test_a_pool_serves_request_threads_with_connections_already_open():
     def backends(**env) -> int:
-        environment = {**os.environ, "DATABASE_URL": database_url(), **env}
-        result = subprocess.run([sys.executable, "-c", POOLED_REQUESTS], cwd=ROOT, env=environment,
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        return int(result.stdout)
+        return int(run_python(POOLED_REQUESTS, **env))
 
     assert backends(DATABASE_POOL_SIZE="3") <= 3
     assert backends() > 10  # without it, each thread connects anew

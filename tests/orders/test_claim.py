@@ -4,9 +4,10 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
+from orders.claiming import Claim
 from orders.models import Order, Status
 from orders.services import OrderSpec, claim, place_order, place_orders
 
@@ -97,3 +98,38 @@ def test_concurrent_claimers_never_claim_an_order_twice():
     assert all(claims.values()), "each claimer should have won some orders"
     for name, pks in claims.items():
         assert Order.objects.filter(pk__in=pks, worker=name, attempt=1).count() == len(pks)
+
+
+RUSH = 20_000
+
+
+def forget_statistics():
+    """As on a new installation: the orders table has never been analyzed."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'orders_order'::regclass")
+
+
+def statistics_of_a_quiet_queue():
+    """Statistics taken when every order was finished: they say none is queued."""
+    place_orders([OrderSpec("noop") for _ in range(300)])
+    Order.objects.update(status=Status.DONE)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("stale_statistics", [forget_statistics, statistics_of_a_quiet_queue])
+def test_a_claim_in_a_rush_walks_the_claim_index_whatever_the_statistics_say(stale_statistics):
+    # A rush: thousands of orders arrive faster than autovacuum analyzes the table. Planned
+    # by the statistics alone, the claim fetched and sorted the whole backlog, or looked
+    # each picked order up by walking the claim index: work that grows with the backlog.
+    stale_statistics()
+    place_orders([OrderSpec("noop") for _ in range(RUSH)])
+
+    plan = Claim("S0").explain(10)
+
+    assert "Index Scan using order_claim_idx" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "Index Scan using orders_order_pkey" in plan, plan  # each picked order, by its id
+    assert Order.objects.filter(status=Status.QUEUED).count() == RUSH  # explaining claimed nothing

@@ -1,0 +1,58 @@
+"""The hot statements are prepared once per connection; a setting turns that off for a
+connection pooler that cannot keep prepared statements."""
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orders.services import RunResult, claim, complete_many, place_order
+from tests.conftest import run_python
+
+
+def prepared_statements() -> dict[str, int]:
+    """This connection's prepared statements: the first words of each, and how often it ran."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return {" ".join(statement.split()[:4]): runs for statement, runs in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_placing_claiming_and_completing_reuse_one_prepared_statement_each():
+    for _ in range(5):
+        place_order("noop")
+    claimed = claim("S0", 5)
+    now = timezone.now()
+    complete_many("S0", [RunResult(order, None, now, now) for order in claimed[:2]])
+    complete_many("S0", [RunResult(order, None, now, now) for order in claimed[2:]])
+
+    prepared = prepared_statements()
+
+    assert prepared["WITH placed AS (INSERT"] == 5
+    assert prepared["WITH picked AS MATERIALIZED"] == 1
+    assert prepared["UPDATE orders_order AS o"] == 2
+    assert len(claimed) == 5
+
+
+PREPARED_BY_PLACING = """
+import django
+django.setup()
+from django.db import connection, transaction
+from orders.services import place_order
+with transaction.atomic():
+    place_order("noop")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        print(cursor.fetchone()[0])
+    transaction.set_rollback(True)
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_statements_can_be_turned_off():
+    def prepared_after_placing(**env) -> int:
+        return int(run_python(PREPARED_BY_PLACING, **env))
+
+    assert prepared_after_placing() == 1
+    assert prepared_after_placing(DATABASE_PREPARED_STATEMENTS="false") == 0
