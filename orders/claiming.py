@@ -5,6 +5,7 @@ time and the limit change from one claim to the next. Its rows become orders wit
 the ORM's per-query machinery, which cost more than the round trip itself.
 """
 
+import itertools
 from datetime import datetime, timedelta, timezone as tz
 
 from django.db import connection, transaction
@@ -16,16 +17,19 @@ from orders.prepared import prepared_cursor
 from pizzaq import conf
 
 # Stands for "now" while the statement is compiled; found again by identity among the
-# compiled parameters, where each claim puts its own time.
+# compiled parameters, where each claim binds its own time.
 _NOW = datetime(2000, 1, 1, tzinfo=tz.utc)
 
 
 # The one good plan walks the claim index in claim order and stops after `limit` rows.
 # When the statistics lag (a table that just grew from empty, as at a rush) the planner
 # prefers to fetch every queued row and sort them, which costs time in proportion to the
-# backlog on every claim. These settings, local to the claim's transaction, rule that out,
-# also for the plan PostgreSQL keeps for the prepared claim.
-_PLAN_SETTINGS = "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+# backlog on every claim. These settings, local to the claim's transaction, rule that out.
+# The plan is made once per connection (a generic plan: planning cost more than running
+# the claim) and never needs JIT compilation, which would cost more than a thousand claims.
+_PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),"
+                  " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
+_explained = itertools.count()
 
 
 def claimable(worker: str, buckets, alive, now):
@@ -93,12 +97,11 @@ class _Statement:
 
     def __init__(self, worker: str, buckets, alive):
         picked_sql, picked_params = claimable(worker, buckets, alive, _NOW).values("id").query.sql_with_params()
-        self._now_at = [i for i, param in enumerate(picked_params) if param is _NOW]
-        if not self._now_at:
-            raise RuntimeError("the claim query lost track of its time parameter")
+        picked_sql, self._times = _only_time_as_parameter(picked_sql, picked_params)
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table
         returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
+        running, name = (connection.ops.compose_sql("%s", [value]) for value in (Status.RUNNING, worker))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
         # The UPDATE finds the picked rows by primary key alone. FOR UPDATE has already
@@ -108,13 +111,11 @@ class _Statement:
         # leading columns are not the id: a walk of the whole backlog per picked row.
         self._sql = (
             f"WITH picked AS MATERIALIZED ({picked_sql} LIMIT %s FOR UPDATE SKIP LOCKED)"
-            f" UPDATE {table} SET status = %s, worker = %s, attempt = {table}.attempt + 1,"
+            f" UPDATE {table} SET status = {running}, worker = {name}, attempt = {table}.attempt + 1,"
             # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
             f" started_at = %s, lease_expires_at = %s FROM picked"
             f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
-        self._picked_params = list(picked_params)
-        self._worker = worker
         # JSON columns arrive as text; the rest as the Python values Order holds.
         self._converters = [(i, field.from_db_value) for i, field in enumerate(fields)
                             if hasattr(field, "from_db_value")]
@@ -129,20 +130,40 @@ class _Statement:
         return [self._order(list(row)) for row in rows]
 
     def explain(self, limit: int, now) -> str:
-        with transaction.atomic(), prepared_cursor() as cursor:
+        # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
+        # claims use, not one made for this call's values.
+        name = f"pizzaq_explained_claim_{next(_explained)}"
+        numbered = self._sql.replace("%s", "{}").format(*(f"${n}" for n in range(1, self._sql.count("%s") + 1)))
+        params = self._params(limit, now)
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_PLAN_SETTINGS)
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + self._sql, self._params(limit, now))
+            cursor.execute(f"PREPARE {name} AS {numbered}")
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
+            cursor.execute(f"DEALLOCATE {name}")
             transaction.set_rollback(True)  # EXPLAIN ANALYZE claimed for real: undo it
         return plan
 
     def _params(self, limit: int, now) -> list:
-        params = list(self._picked_params)
-        for i in self._now_at:
-            params[i] = now
-        return params + [limit, Status.RUNNING, self._worker, now, first_lease(now)]
+        return [now] * self._times + [limit, now, first_lease(now)]
 
     def _order(self, values: list) -> Order:
         for i, convert in self._converters:
             values[i] = convert(values[i], None, connection)
         return Order.from_row(values, connection.alias)
+
+
+def _only_time_as_parameter(sql: str, params) -> tuple[str, int]:
+    """The pick with every value but the time written into its text, and how many times
+    the time is left to bind. A plan made for any status could not use the claim index
+    (it holds queued orders only), so the plan kept for every claim needs the constants."""
+    pieces = sql.split("%s")
+    if len(pieces) != len(params) + 1:
+        raise RuntimeError("the claim query's placeholders do not match its parameters")
+    text = [pieces[0]]
+    for param, piece in zip(params, pieces[1:]):
+        text += ["%s" if param is _NOW else connection.ops.compose_sql("%s", [param]), piece]
+    times = sum(param is _NOW for param in params)
+    if not times:
+        raise RuntimeError("the claim query lost track of its time parameter")
+    return "".join(text), times
