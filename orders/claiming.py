@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone as tz
 from django.db import connection, transaction
 from django.db.models import Exists, F, Q
 from django.utils import timezone
+from psycopg.types.datetime import TimestamptzLoader
 
 from orders.models import Order, Status
 from orders.prepared import prepared_cursor
@@ -124,6 +125,10 @@ class _Statement:
         # One round trip: the planner settings and the claim go out together (a pipeline)
         # and run in one implicit transaction, at whose end the settings lapse.
         with prepared_cursor() as cursor, connection.wrap_database_errors, connection.connection.pipeline():
+            # Times decoded by psycopg's compiled loader, in the session's time zone, UTC
+            # (Django sets it): Django's own loader, in Python, then puts UTC on each time
+            # again, and cost a third of a claimed order's time in the worker.
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
             cursor.execute(_PLAN_SETTINGS)
             cursor.execute(self._sql, self._params(limit, now))
             rows = cursor.fetchall()

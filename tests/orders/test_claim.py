@@ -133,3 +133,16 @@ def test_a_claim_in_a_rush_walks_the_claim_index_whatever_the_statistics_say(sta
     assert "Sort" not in plan, plan
     assert "Index Scan using orders_order_pkey" in plan, plan  # each picked order, by its id
     assert Order.objects.filter(status=Status.QUEUED).count() == RUSH  # explaining claimed nothing
+
+
+@pytest.mark.django_db
+def test_a_claimed_order_holds_the_same_values_as_the_order_read_back():
+    place_order("noop", {"size": "large", "toppings": ["basil"]}, priority=7, ttl=600, routing_key="table-4")
+
+    claimed = claim("S0", 1)[0]
+    stored = Order.objects.get(pk=claimed.pk)
+
+    for field in Order._meta.concrete_fields:
+        assert getattr(claimed, field.attname) == getattr(stored, field.attname), field.name
+    for moment in (claimed.created_at, claimed.run_after, claimed.expires_at, claimed.started_at):
+        assert moment.utcoffset() == timedelta(0)
