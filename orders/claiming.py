@@ -22,13 +22,17 @@ from pizzaq import conf
 _NOW = datetime(2000, 1, 1, tzinfo=tz.utc)
 
 
-# The one good plan walks the claim index in claim order and stops after `limit` rows.
-# When the statistics lag (a table that just grew from empty, as at a rush) the planner
-# prefers to fetch every queued row and sort them, which costs time in proportion to the
-# backlog on every claim. These settings, local to the claim's transaction, rule that out.
-# The plan is made once per connection (a generic plan: planning cost more than running
-# the claim) and never needs JIT compilation, which would cost more than a thousand claims.
+# The one good plan walks the claim index in claim order, stops after `limit` rows, and
+# finds each of them again by primary key. The plan is made once per connection (a
+# generic plan: planning cost more than running the claim), without knowing the limit,
+# for which the planner then guesses a tenth of the backlog; and when the statistics lag
+# (a table that just grew from empty, as at a rush) it also misjudges the backlog. Either
+# way it prefers plans whose cost grows with the backlog: fetch every queued row and sort
+# them, or hash the whole table to join the picked rows. These settings, local to the
+# claim's transaction, leave it the one good plan; and it never needs JIT compilation,
+# which would cost more than a thousand claims.
 _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),"
+                  " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
                   " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
 _explained = itertools.count()
 
