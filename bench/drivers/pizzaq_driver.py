@@ -69,25 +69,29 @@ def long_order(args) -> None:
 
 
 def claims(args) -> None:
-    """Time ``n`` single claims by a registered worker, as its loop makes them (S6). Each
-    claimed order is then completed (untimed), so it ends as a worker would leave it,
-    and the worker leaves, so its buckets go back to the real workers."""
-    from orders.services import claim, complete
+    """Time ``n`` single claims by a registered worker, as its loop makes them (S6), then
+    show the claim's plan (EXPLAIN ANALYZE) at this depth. Each claimed order is then
+    completed (untimed), so it ends as a worker would leave it, and the worker leaves, so
+    its buckets go back to the real workers."""
+    from orders.claiming import Claim
+    from orders.services import complete
     from workers.membership import deregister, register
-    from workers.ownership import owned_by
+    from workers.ownership import owned_by, still_alive
 
     worker = register("BENCH", 1)
-    mine = owned_by("BENCH")
+    claim = Claim("BENCH", buckets=owned_by("BENCH"), alive=still_alive(worker))
     timings = []
     for _ in range(args.n):
         started = time.perf_counter()
-        claimed = claim("BENCH", 1, buckets=mine)
+        claimed = claim(1)
         timings.append((time.perf_counter() - started) * 1000)
         if not claimed:
             raise RuntimeError("the queue ran dry while timing claims")
         complete(claimed[0], "BENCH", claimed[0].attempt)
+    # What a worker on its defaults claims at once: 4 threads, 4 orders held per thread.
+    plan = claim.explain(16)
     deregister(worker, "claims timed")
-    emit(timings_ms=timings)
+    emit(timings_ms=timings, plan=plan)
 
 
 def prune(args) -> None:

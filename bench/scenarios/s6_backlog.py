@@ -10,7 +10,7 @@ queue's would), finished orders are pruned and the indexes rebuilt as ``pruneord
 --reindex`` does, and the table is VACUUMed as autovacuum would; its heap and index sizes
 are compared with the start.
 Targets: claim p50 and drain rate within 20% of the 10,000-order figures; sizes back
-near the start. The check: every order the workers finished ran exactly once."""
+near the start. The claim's plan at each depth (EXPLAIN ANALYZE) is printed and kept. The check: every order the workers finished ran exactly once."""
 
 from bench import harness
 from bench.harness import BenchError, Series, fmt
@@ -26,10 +26,11 @@ SIZES = "SELECT pg_table_size('orders_order'), pg_indexes_size('orders_order')"
 def run(queues, options) -> dict:
     pizzaq = Pizzaq()
     figures = figure_series(options.backlog)
+    plans = {}  # the claim's plan at each depth, as the last run found it
     with harness.scenario_databases("s6", pizzaq) as fresh:
         for number in range(1, options.runs + 1):
             try:
-                measured = measure(pizzaq, fresh(), options)
+                measured = measure(pizzaq, fresh(), options, plans)
             except BenchError as error:
                 harness.log(f"s6 run {number}/{options.runs}: no figures: {error}")
                 continue
@@ -37,8 +38,11 @@ def run(queues, options) -> dict:
                 figures[name].values.append(value)
             harness.log(f"s6 run {number}/{options.runs}: " + ", ".join(f"{k} {fmt(v)}" for k, v in measured.items()))
     print_backlog_table(figures, options.backlog)
+    for size, plan in plans.items():
+        print(f"The claim at {size:,} queued orders, EXPLAIN (ANALYZE, BUFFERS):\n\n```\n{plan}\n```\n")
     return {"base": BASE, "backlog": options.backlog, "sample": options.backlog_sample,
-            "figures": {name: series.summary() for name, series in figures.items()}}
+            "figures": {name: series.summary() for name, series in figures.items()},
+            "claim_plans": {str(size): plan for size, plan in plans.items()}}
 
 
 def results_name(options) -> str:
@@ -57,22 +61,23 @@ def figure_series(backlog: int) -> dict[str, Series]:
     return figures
 
 
-def measure(pizzaq: Pizzaq, db: str, options) -> dict:
+def measure(pizzaq: Pizzaq, db: str, options, plans: dict) -> dict:
     figures = sizes(db, "empty")
     for size in (BASE, options.backlog):
-        figures.update(phase(pizzaq, db, size, options))
+        figures.update(phase(pizzaq, db, size, options, plans))
     figures.update(sizes(db, "full"))
     prune(pizzaq, db)
     figures.update(sizes(db, "pruned"))
     return figures
 
 
-def phase(pizzaq: Pizzaq, db: str, backlog: int, options) -> dict:
+def phase(pizzaq: Pizzaq, db: str, backlog: int, options, plans: dict) -> dict:
     """Top the queue up to ``backlog`` queued orders, then time claims and a drain sample."""
     queued = harness.scalar(db, "SELECT count(*) FROM orders_order WHERE status = 'queued'")
     pizzaq.drive(db, "fill", n=backlog - queued, timeout=3600)
     harness.query(db, "ANALYZE orders_order")
-    claims = pizzaq.drive(db, "claims", n=CLAIMS)["timings_ms"]
+    timed = pizzaq.drive(db, "claims", n=CLAIMS)
+    claims, plans[backlog] = timed["timings_ms"], timed["plan"]
     done_before = pizzaq.finished(db)
     with harness.running() as started:
         started.extend(pizzaq.start_worker(db, i, tuned=True) for i in range(2))
