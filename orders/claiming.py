@@ -6,6 +6,7 @@ the ORM's per-query machinery, which cost more than the round trip itself.
 """
 
 import itertools
+import re
 from datetime import datetime, timedelta, timezone as tz
 
 from django.db import connection, transaction
@@ -35,6 +36,7 @@ _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('en
                   " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
                   " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
 _explained = itertools.count()
+_PLACEHOLDER = re.compile("%%|%s")
 
 
 def claimable(worker: str, buckets, alive, now):
@@ -106,7 +108,7 @@ class _Statement:
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table
         returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
-        running, name = (connection.ops.compose_sql("%s", [value]) for value in (Status.RUNNING, worker))
+        running, name = (_literal(value) for value in (Status.RUNNING, worker))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
         # The UPDATE finds the picked rows by primary key alone. FOR UPDATE has already
@@ -144,7 +146,10 @@ class _Statement:
         # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
         # claims use, not one made for this call's values.
         name = f"pizzaq_explained_claim_{next(_explained)}"
-        numbered = self._sql.replace("%s", "{}").format(*(f"${n}" for n in range(1, self._sql.count("%s") + 1)))
+        numbers = (f"${n}" for n in itertools.count(1))
+        # PREPARE's text goes out as it is: placeholders become $1, $2, ... and an escaped
+        # percent sign (in a literal) a plain one, as psycopg does for the claim itself.
+        numbered = _PLACEHOLDER.sub(lambda found: "%" if found[0] == "%%" else next(numbers), self._sql)
         params = self._params(limit, now)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_PLAN_SETTINGS)
@@ -173,8 +178,15 @@ def _only_time_as_parameter(sql: str, params) -> tuple[str, int]:
         raise RuntimeError("the claim query's placeholders do not match its parameters")
     text = [pieces[0]]
     for param, piece in zip(params, pieces[1:]):
-        text += ["%s" if param is _NOW else connection.ops.compose_sql("%s", [param]), piece]
+        text += ["%s" if param is _NOW else _literal(param), piece]
     times = sum(param is _NOW for param in params)
     if not times:
         raise RuntimeError("the claim query lost track of its time parameter")
     return "".join(text), times
+
+
+def _literal(value) -> str:
+    """``value`` as an SQL literal inside a statement that still has placeholders: a
+    percent sign in it (a worker may be named so) is escaped, or psycopg would read it as
+    the start of a placeholder."""
+    return connection.ops.compose_sql("%s", [value]).replace("%", "%%")

@@ -160,3 +160,26 @@ def test_a_claimed_order_holds_the_same_values_as_the_order_read_back():
         assert getattr(claimed, field.attname) == getattr(stored, field.attname), field.name
     for moment in (claimed.created_at, claimed.run_after, claimed.expires_at, claimed.started_at):
         assert moment.utcoffset() == timedelta(0)
+
+
+@pytest.mark.django_db
+def test_a_worker_named_with_percent_signs_and_braces_claims_its_own_orders():
+    name = "S%s{0}%"
+    mine = place_order("deliver", pinned_to=name)
+
+    claimed = claim(name, 10)
+
+    assert [order.pk for order in claimed] == [mine.pk]
+    assert Order.objects.get(pk=mine.pk).worker == name
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_claim_of_a_worker_named_with_percent_signs_and_braces_can_be_explained():
+    name = "S%s{0}%"
+    place_order("deliver", pinned_to=name)
+
+    plan = Claim(name).explain(10)
+
+    assert f"'{name}'" in plan, plan
+    assert Order.objects.filter(status=Status.QUEUED).count() == 1
