@@ -10,7 +10,8 @@ queue's would), finished orders are pruned and the indexes rebuilt as ``pruneord
 --reindex`` does, and the table is VACUUMed as autovacuum would; its heap and index sizes
 are compared with the start.
 Targets: claim p50 and drain rate within 20% of the 10,000-order figures; sizes back
-near the start. The claim's plan at each depth (EXPLAIN ANALYZE) is printed and kept. The check: every order the workers finished ran exactly once."""
+near the start. The claim's plan at each depth (EXPLAIN ANALYZE) is printed and kept.
+The check: every order the workers finished ran exactly once."""
 
 from bench import harness
 from bench.harness import BenchError, Series, fmt
