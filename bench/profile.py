@@ -151,8 +151,8 @@ def category(frames: tuple) -> str:
 # Blocking calls made in C show their caller on top: the order threads' and the
 # recorder's waits on a SimpleQueue.
 IDLE_LEAVES = ("select (selectors", "Condition.wait", "Event.wait", "_worker (concurrent/futures/thread.py",
-               "sleep", "_wait_for_tstate_lock", "notifies", "Lock.acquire", "Runner._serve (workers/runner.py",
-               "Recorder._next_batch (workers/recorder.py")
+               "sleep", "_wait_for_tstate_lock", "notifies", "Lock.acquire", "Incarnation._serve (workers/incarnation.py",
+               "Recorder._take_batch (workers/recorder.py")
 # Our own code: time is charged to the innermost of these frames on the stack.
 PROJECT = ("(orders/", "(workers/", "(pizzaq/")
 

@@ -214,15 +214,16 @@ def renew_leases(worker: str, tokens, seconds: float) -> int:
     return Order.objects.filter(_held(worker, tokens)).update(lease_expires_at=lease)
 
 
-def release(worker: str, tokens) -> int:
-    """Give back orders ``worker`` claimed but never started, without using a try."""
+def release(worker: str, tokens, reason: str) -> int:
+    """Give back orders ``worker``'s runs still hold, without using a try: claimed ahead and
+    never started, or run by a worker that failed (not the handler), saying ``reason``."""
     tokens = list(tokens)
     if not tokens:
         return 0
     now = timezone.now()
     with transaction.atomic():
         released = Order.objects.filter(_held(worker, tokens)).update(
-            **_requeue_fields(now, "released", f"claimed ahead by {worker}; not started before it stopped")
+            **_requeue_fields(now, "released", reason)
         )
         if released:
             notify_after_commit()

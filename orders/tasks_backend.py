@@ -230,10 +230,9 @@ def run_task(order: Order):
     """Run the task an order names; its JSON return value becomes the order's result."""
     try:
         return _run(result_from_order(order))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:
-        # Like Django's own backends, anything the task raises fails it (SystemExit too).
+    except BaseException as error:  # noqa: B036
+        # Like Django's own backends, anything the task raises fails it (KeyboardInterrupt
+        # and SystemExit too: in an order thread they can only come from the task).
         raise TaskRaised(error) from error
 
 

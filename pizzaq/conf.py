@@ -34,6 +34,9 @@ class PizzaqConf:
     poll_interval: float = 1.0
     # Seconds a stopping worker waits for its running orders before releasing them.
     shutdown_grace: float = 30.0
+    # Seconds a worker that was declared dead waits before it joins again as a new
+    # incarnation (runworker --exit-when-fenced exits instead).
+    rejoin_delay: float = 3.0
     # Modules whose import registers order handlers (orders.tasks_backend: Django tasks).
     handler_modules: tuple = ("orders.menu", "orders.tasks_backend")
     # Largest page the list API returns.

@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from pizzaq.conf import overrides_from_environ
+from pizzaq.conf import PizzaqConf, overrides_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "pizzaq-development-only-secret-key-change-me"
@@ -103,10 +103,12 @@ def _database():
 
 def _postgresql_options(database):
     options = database.setdefault("OPTIONS", {})
+    options.update(_connection_guards())
     # The hot statements (placing, claiming, completing) are prepared on each connection
     # the first time they run (orders/prepared.py); False for a pooler that cannot keep
     # prepared statements (PgBouncer before 1.21 in transaction mode).
-    options["prepare_threshold"] = 0 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+    prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=not DATABASE_TRANSACTION_POOLER)
+    options["prepare_threshold"] = 0 if prepared else None
     if pool_size := env.int("DATABASE_POOL_SIZE", default=0):
         # A process that serves each request on a thread of its own (daphne) would open a
         # connection per request, since Django's connections belong to threads: a pool
@@ -116,6 +118,37 @@ def _postgresql_options(database):
     else:
         database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         database["CONN_HEALTH_CHECKS"] = True
+
+
+def _connection_guards() -> dict:
+    """libpq settings that keep a call from hanging when the database or the network to it
+    silently goes away (a partition drops packets: no reset, no error), so a worker notices
+    within about two heartbeats and rides the outage out instead of waiting for ever."""
+    heartbeat = float(PIZZAQ.get("heartbeat_interval", PizzaqConf.heartbeat_interval))
+    guards = {
+        "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=max(2, round(2 * heartbeat))),
+        # An idle connection is probed; one whose sent data stays unacknowledged this long
+        # (its peer is gone) is closed by the kernel, probes included.
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(heartbeat)),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": env.int("DATABASE_TCP_USER_TIMEOUT", default=max(1000, round(2000 * heartbeat))),
+    }
+    statement_timeout = env.float("DATABASE_STATEMENT_TIMEOUT", default=60.0)
+    if statement_timeout and not DATABASE_TRANSACTION_POOLER:
+        # A transaction pooler refuses startup options: set statement_timeout on the
+        # database's role there instead (docs/deployment.md).
+        guards["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return guards
+
+
+# PgBouncer in transaction mode (or any transaction pooler) between us and PostgreSQL: no
+# prepared statements, no startup options, and LISTEN goes to DATABASE_LISTEN_URL (the
+# server itself) or, without one, workers poll.
+DATABASE_TRANSACTION_POOLER = env.bool("DATABASE_TRANSACTION_POOLER", default=False)
+DATABASE_LISTEN_URL = env.str("DATABASE_LISTEN_URL", default="")
+PIZZAQ = overrides_from_environ()
 
 
 DATABASES = {"default": _database()}
@@ -142,8 +175,6 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "/admin/login/"
 # The largest request body read at all (a bulk placement); the API answers 413 above it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
-
-PIZZAQ = overrides_from_environ()
 
 # One line per event; PIZZAQ_LOG_FORMAT=json for log shippers (pizzaq/logformat.py).
 LOGGING = {

@@ -66,9 +66,11 @@ class Processes:
     def __init__(self, tmp_path):
         self.tmp_path, self.started = tmp_path, []
 
-    def worker(self, name: str, concurrency: int = 1, prefetch: int | None = None, **env) -> subprocess.Popen:
+    def worker(self, name: str, concurrency: int = 1, prefetch: int | None = None, extra_args=(),
+               **env) -> subprocess.Popen:
         ahead = [] if prefetch is None else ["--prefetch", str(prefetch)]
-        return self.start(["runworker", "--name", name, "--concurrency", str(concurrency), *ahead], name, **env)
+        return self.start(["runworker", "--name", name, "--concurrency", str(concurrency), *ahead, *extra_args],
+                          name, **env)
 
     def notifier(self, identity: str = "N1", **env) -> subprocess.Popen:
         return self.start(["notifier", "--identity", identity], f"notifier-{identity}", **env)

@@ -1,5 +1,6 @@
 """Handlers for failover tests: they leave evidence of every completion that committed."""
 
+import os
 import time
 
 from django.db import connection
@@ -43,3 +44,35 @@ def hang(order):
     if order.attempt == 1:
         time.sleep(float(order.payload.get("seconds", 6)))
     return {"attempt": order.attempt}
+
+
+class OvenExploded(BaseException):
+    """Not an Exception: what a careless handler might raise."""
+
+
+RAISABLE = {"KeyboardInterrupt": KeyboardInterrupt, "SystemExit": SystemExit, "OvenExploded": OvenExploded}
+
+
+@handler("raise")
+def raise_base_exception(order):
+    """Raise the BaseException the payload names."""
+    raise RAISABLE[order.payload["raise"]]("raised by the handler")
+
+
+@handler("append")
+def append(order):
+    """Append (order, attempt, pid) to the file the payload names, then take a while: every
+    run of a handler leaves a line, whatever happens to its result afterwards."""
+    with open(order.payload["path"], "a") as evidence:
+        evidence.write(f"{order.pk} {order.attempt} {os.getpid()}\n")
+    time.sleep(float(order.payload.get("seconds", 0.05)))
+    return {"by": order.worker}
+
+
+def appended(path) -> list[tuple[str, int, int]]:
+    """The (order, attempt, pid) lines ``append`` left in ``path``."""
+    try:
+        lines = open(path).read().split()
+    except FileNotFoundError:
+        return []
+    return [(lines[i], int(lines[i + 1]), int(lines[i + 2])) for i in range(0, len(lines), 3)]

@@ -77,3 +77,8 @@ def bake_slowly(context, seconds):
 
 def undecorated():
     """A module-level function no @task turned into a task under its own name."""
+
+
+@task()
+def interrupt():
+    raise KeyboardInterrupt("This task raised KeyboardInterrupt")

@@ -5,23 +5,22 @@ the notification queue; one coalesced NOTIFY every quarter second keeps dashboar
 within a second of the truth for nothing. It is sent after the changes committed, so a
 dashboard that reads on it sees them. SQLite has no NOTIFY: dashboards poll there."""
 
-import logging
 import threading
 
 import psycopg
 from django.db import connections
 
 from orders.notify import CHANGES_CHANNEL
-
-log = logging.getLogger("pizzaq.beacon")
+from workers.contact import DatabaseContact, retry_delay
 
 PERIOD = 0.25
 
 
-class ChangeBeacon(threading.Thread):
-    def __init__(self, stop: threading.Event, using: str = "default"):
-        super().__init__(name="change-beacon", daemon=True)
-        self.stop, self.dirty = stop, threading.Event()
+class ChangeBeacon:
+    """``mark()`` from anywhere; ``run()`` is the loop that sends, for a thread of its own."""
+
+    def __init__(self, stop: threading.Event, contact: DatabaseContact, using: str = "default"):
+        self.stop, self.contact, self.dirty = stop, contact, threading.Event()
         self.enabled = connections[using].vendor == "postgresql"
         self.params = connections[using].get_connection_params() if self.enabled else None
 
@@ -29,20 +28,19 @@ class ChangeBeacon(threading.Thread):
         """Something committed; dashboards should look again soon."""
         self.dirty.set()
 
-    def start(self):
-        if self.enabled:
-            super().start()
-
-    def run(self):
+    def run(self) -> None:
+        failures = 0
         while not self.stop.is_set():
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
                     self._beat(conn)
             except psycopg.Error as error:
-                log.warning("change beacon lost its connection (%s); retrying", error)
-                self.stop.wait(1.0)
+                # Retry point: a dashboard misses nothing it cannot read again later.
+                self.contact.failed("telling dashboards", error)
+                failures += 1
+                self.stop.wait(retry_delay(failures))
 
-    def _beat(self, conn):
+    def _beat(self, conn) -> None:
         while not self.stop.wait(PERIOD):
             if self.dirty.is_set():
                 self.dirty.clear()

@@ -1,34 +1,52 @@
-"""PostgreSQL LISTEN as a thread that sets an Event, so a sleeping loop wakes at once."""
+"""PostgreSQL LISTEN as a loop that sets an Event, so a sleeping loop wakes at once.
 
-import logging
+LISTEN needs a session of its own, which a transaction pooler (PgBouncer in transaction
+mode) cannot give: there it connects to ``DATABASE_LISTEN_URL``, the server itself, or
+not at all, and workers poll (``listen_params``)."""
+
 import threading
 
 import psycopg
+from django.conf import settings
 from django.db import connections
 
-log = logging.getLogger("pizzaq.listener")
+from workers.contact import DatabaseContact, retry_delay
 
 
-class Listener(threading.Thread):
-    """Sets ``wake`` whenever ``channel`` is notified; reconnects after errors."""
+def listen_params(using: str = "default") -> dict | None:
+    """How to connect for LISTEN; None when it cannot be done (behind a transaction
+    pooler with no direct URL given): then waiting work is found by polling."""
+    if url := getattr(settings, "DATABASE_LISTEN_URL", ""):
+        return {"conninfo": url}
+    if getattr(settings, "DATABASE_TRANSACTION_POOLER", False):
+        return None
+    return connections[using].get_connection_params()
 
-    def __init__(self, channel: str, wake: threading.Event, stop: threading.Event, using: str = "default"):
-        super().__init__(name=f"listen-{channel}", daemon=True)
-        self.channel, self.wake, self.stop = channel, wake, stop
-        self.params = connections[using].get_connection_params()
 
-    def run(self):
+class Listener:
+    """Sets ``wake`` whenever ``channel`` is notified, until ``stop``; reconnects after
+    errors (and sets ``wake`` then too: a notification may have been missed)."""
+
+    def __init__(self, channel: str, wake: threading.Event, stop: threading.Event, params: dict,
+                 contact: DatabaseContact):
+        self.channel, self.wake, self.stop, self.params, self.contact = channel, wake, stop, params, contact
+
+    def run(self) -> None:
+        failures = 0
         while not self.stop.is_set():
             try:
                 self._listen()
             except psycopg.Error as error:
-                log.warning("LISTEN %s lost its connection (%s); polling until it is back", self.channel, error)
+                # Retry point: until the database is back, the claim loop polls.
+                self.contact.failed(f"LISTEN {self.channel}", error)
                 self.wake.set()
-                self.stop.wait(1.0)
+                failures += 1
+                self.stop.wait(retry_delay(failures))
 
-    def _listen(self):
+    def _listen(self) -> None:
         with psycopg.connect(**self.params, autocommit=True) as conn:
             conn.execute(f"LISTEN {self.channel}")
+            self.wake.set()
             while not self.stop.is_set():
                 for _ in conn.notifies(timeout=0.5):
                     self.wake.set()

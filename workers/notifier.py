@@ -2,7 +2,12 @@
 
 Each tick the leader declares silent workers dead (moving only their orders), requeues
 orders whose lease lapsed, expires orders past their time-to-live, prunes old finished
-orders now and then, and repairs bucket ownership if it ever drifts from the ring."""
+orders now and then, and repairs bucket ownership if it ever drifts from the ring.
+
+A silence counts only while the leader could have heard it. After it (re)connects to the
+database, takes the leadership, or finds the database back after an outage, the leader
+waits a full worker timeout of unbroken contact before it judges heartbeats or leases:
+workers that could not reach the database either were not silent by choice."""
 
 import logging
 import os
@@ -12,7 +17,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -22,9 +27,11 @@ from pizzaq import conf
 from workers import leadership
 from workers.events import record
 from workers.beacon import ChangeBeacon
+from workers.contact import DatabaseContact
 from workers.membership import Death, declare_dead
 from workers.models import EventKind, QueueSample, Worker, WorkerStatus
 from workers.ownership import lock_membership, rebalance
+from workers.supervision import keep_running
 
 log = logging.getLogger("pizzaq.notifier")
 
@@ -41,27 +48,62 @@ class Notifier:
         # takes over within two heartbeat intervals of the leader's death.
         self.tick_seconds = settings.heartbeat_interval / 2
         self.lease_seconds = settings.heartbeat_interval * 1.5
+        self.worker_timeout = settings.worker_timeout
+        # A gap this long between two calls that reached the database breaks the contact
+        # (the notifier was cut off, or frozen, or a call hung).
+        self.contact_gap = settings.worker_timeout / 2
         self.stopping = threading.Event()
         self.leading = False
         self.last_prune = self.last_sample = 0.0
-        self.beacon = ChangeBeacon(self.stopping)
+        # Since when (monotonic) the leader has been in unbroken contact with the database,
+        # and when it last reached it.
+        self.contact_since: float | None = None
+        self.last_contact = 0.0
+        self.contact = DatabaseContact(f"notifier {self.identity}")
+        self.beacon = ChangeBeacon(self.stopping, self.contact)
 
     def run(self) -> None:
         log.info("notifier %s started (tick %.1f s)", self.identity, self.tick_seconds)
-        self.beacon.start()
+        if self.beacon.enabled:
+            keep_running("notifier-beacon", self.beacon.run, self.stopping)
         while not self.stopping.is_set():
             started = time.monotonic()
-            try:
-                if self._lead():
-                    self.tick()
-            except Exception:
-                log.exception("notifier %s: tick failed; trying again", self.identity)
-            finally:
-                close_old_connections()
+            self.step()
             self.stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - started)))
         if self.leading:
             leadership.give_up(self.identity)
         log.info("notifier %s stopped", self.identity)
+
+    def step(self) -> None:
+        """Hold (or take) the lead and, leading, tick; a failure is logged and tried again."""
+        try:
+            if self._lead():
+                self.tick()
+            self.contact.reached()
+        except DatabaseError as error:
+            # Retry point: the next step tries again; the contact starts over once it is back.
+            self.contact_since = None
+            self.contact.failed("leading", error)
+        except Exception:
+            log.exception("notifier %s: tick failed; trying again", self.identity)
+        finally:
+            close_old_connections()
+
+    def _in_contact(self) -> None:
+        """The database answered just now: extend the unbroken contact, or start it anew."""
+        now = time.monotonic()
+        if self.contact_since is None or now - self.last_contact > self.contact_gap:
+            if self.contact_since is not None:
+                log.warning("notifier %s: no answer from the database for %.1f s", self.identity,
+                            now - self.last_contact)
+            self.contact_since = now
+        self.last_contact = now
+
+    def may_judge_silence(self) -> bool:
+        """Whether the leader has been in contact long enough to have heard every live
+        worker's heartbeat (and lease renewal) since the contact began."""
+        self._in_contact()
+        return time.monotonic() - self.contact_since >= self.worker_timeout
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -69,7 +111,9 @@ class Notifier:
 
     def _lead(self) -> bool:
         leading = leadership.hold_or_take(self.identity, self.lease_seconds)
+        self._in_contact()
         if leading and not self.leading:
+            self.contact_since = time.monotonic()  # a new leader has heard nobody yet
             record(EventKind.LEADER, f"notifier {self.identity} is now the leader", actor=self.identity)
         elif self.leading and not leading:
             log.warning("notifier %s lost the leadership", self.identity)
@@ -78,9 +122,11 @@ class Notifier:
 
     def tick(self) -> None:
         """One round of the leader's duties."""
-        changed = self.bury_silent_workers()
-        if lapsed := services.requeue_lapsed():
-            log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
+        changed = lapsed = 0
+        if self.may_judge_silence():
+            changed = self.bury_silent_workers()
+            if lapsed := services.requeue_lapsed():
+                log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
         if expired := services.expire_overdue():
             log.info("%d orders expired before they started", expired)
         if closed := services.close_orphaned_pins(Worker.objects.live().values_list("name", flat=True)):

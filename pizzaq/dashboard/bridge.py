@@ -1,6 +1,7 @@
 """Committed changes -> the channel layer's dashboard group, coalesced.
 
-On PostgreSQL it LISTENs for the orders and changes channels; on SQLite it polls
+On PostgreSQL it LISTENs for the orders and changes channels (behind a transaction pooler
+with no direct URL for LISTEN, it looks again every POLL seconds); on SQLite it polls
 ``PRAGMA data_version``, which moves whenever another connection commits. Either way a
 burst of changes becomes at most one message per COALESCE seconds, so a thousand
 orders a second do not mean a thousand messages a second per browser."""
@@ -14,12 +15,14 @@ from channels.layers import get_channel_layer
 from django.db import connections
 
 from orders.notify import CHANGES_CHANNEL, ORDERS_CHANNEL
+from workers.listener import listen_params
 
 log = logging.getLogger("pizzaq.dashboard")
 
 GROUP = "dashboard"
 COALESCE = 0.3
 SQLITE_POLL = 0.25
+POLL = 1.0
 
 _task: asyncio.Task | None = None
 
@@ -46,9 +49,8 @@ async def _announce() -> None:
 
 
 async def _run() -> None:
-    watch = _listen if connections["default"].vendor == "postgresql" else _poll_sqlite
     changed = asyncio.Event()
-    watcher = asyncio.create_task(watch(changed))
+    watcher = asyncio.create_task(_watcher()(changed))
     try:
         while True:
             await changed.wait()
@@ -59,8 +61,20 @@ async def _run() -> None:
         watcher.cancel()
 
 
+def _watcher():
+    if connections["default"].vendor != "postgresql":
+        return _poll_sqlite
+    return _listen if listen_params() is not None else _poll
+
+
+async def _poll(changed: asyncio.Event) -> None:
+    while True:
+        changed.set()
+        await asyncio.sleep(POLL)
+
+
 async def _listen(changed: asyncio.Event) -> None:
-    params = connections["default"].get_connection_params()
+    params = listen_params()
     params.pop("cursor_factory", None)
     while True:
         try:

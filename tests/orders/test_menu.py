@@ -8,7 +8,7 @@ from django.utils import timezone
 from orders.handlers import get_handler
 from orders.models import Order, Status
 from orders.services import claim, place_order
-from workers.runner import Fenced, Run, Runner
+from workers.incarnation import Fenced, Incarnation, Run
 
 
 @pytest.mark.django_db(transaction=True)
@@ -16,7 +16,7 @@ def test_an_upload_fans_out_once_even_if_its_run_was_fenced_off():
     upload = place_order("upload", {"video": "cat.mp4", "seconds": 0})
     [stale] = claim("S0", 1)
     Order.objects.filter(pk=upload.pk).update(attempt=stale.attempt + 1)  # another run took it over
-    runner = Runner("S0", 1)
+    runner = Incarnation("S0", 1, 1, 0)
 
     with pytest.raises(Fenced):
         runner._run_handler(Run(stale, started=time.monotonic(), began=timezone.now()))

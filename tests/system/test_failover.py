@@ -75,10 +75,11 @@ def test_chaos_three_kill_9s_lose_nothing_and_complete_every_order_once(processe
     assert any(event.data["moved"] for event in deaths)
 
 
-def test_a_frozen_worker_is_fenced_off_and_its_late_result_refused(processes):
+def freeze_while_another_takes_over(processes, **worker_options):
+    """S0 bakes an order and is frozen (SIGSTOP) until S1 has made it; then thawed."""
     create_completions_table()
     processes.notifier("N1", **FAST)
-    frozen = processes.worker("S0", concurrency=1, **FAST)
+    frozen = processes.worker("S0", concurrency=1, **worker_options, **FAST)
     wait_for(alive("S0"))
     processes.worker("S1", concurrency=1, **FAST)
     wait_for(alive("S1"))
@@ -88,11 +89,28 @@ def test_a_frozen_worker_is_fenced_off_and_its_late_result_refused(processes):
     frozen.send_signal(signal.SIGSTOP)
     wait_for(lambda: order_status(order) == (Status.DONE, "S1", 2), timeout=30, message="S1 to take over")
     frozen.send_signal(signal.SIGCONT)
+    return frozen, order
 
-    assert frozen.wait(30) == 3, "a fenced-off worker exits with code 3"
+
+def test_a_frozen_worker_is_fenced_off_its_late_result_refused_and_it_rejoins(processes):
+    frozen, order = freeze_while_another_takes_over(processes)
+
+    wait_for(lambda: Worker.objects.filter(name="S0", status=WorkerStatus.ALIVE, incarnation=2).exists(),
+             timeout=15, message="S0 to rejoin as incarnation 2")
+    assert frozen.poll() is None, "the same process rejoined; nobody restarted it"
     assert completions() == [(str(order.pk), "S1", 2)]
     log = open(frozen.log_path).read()
-    assert "was fenced off" in log and "was declared dead" in log
+    assert "was fenced off" in log and "was declared dead" in log and "rejoins in" in log
+    assert Bucket.objects.filter(owner="S0").exists(), "it took its share of the buckets back"
+    joined = Event.objects.filter(kind=EventKind.JOINED, worker="S0").order_by("id")
+    assert [event.message.split(",")[0] for event in joined] == ["S0 joined (incarnation 1", "S0 joined (incarnation 2"]
+
+
+def test_with_exit_when_fenced_a_fenced_off_worker_exits_with_code_3_instead(processes):
+    frozen, order = freeze_while_another_takes_over(processes, extra_args=["--exit-when-fenced"])
+
+    assert frozen.wait(30) == 3
+    assert completions() == [(str(order.pk), "S1", 2)]
     assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
 
 

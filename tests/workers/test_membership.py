@@ -1,5 +1,6 @@
 """Membership in one process: ownership, deaths, force-fail, pinned orders, the notifier's tick."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -128,17 +129,59 @@ def test_a_heartbeat_that_lands_first_keeps_the_worker_alive():
     assert Worker.objects.get(name="S0").status == WorkerStatus.ALIVE
 
 
+def heard_for(notifier, seconds: float) -> None:
+    """As if ``notifier`` had been in unbroken contact with the database for ``seconds``."""
+    notifier.contact_since, notifier.last_contact = time.monotonic() - seconds, time.monotonic()
+
+
 def test_the_notifier_buries_silent_workers_only(pizzaq_settings):
     pizzaq_settings(worker_timeout=5)
     register("S0"), register("S1")
     silence("S1")
     notifier = Notifier("N1")
-
     assert notifier._lead()
+    heard_for(notifier, seconds=5)
+
     notifier.tick()
 
     assert dict(Worker.objects.values_list("name", "status")) == {"S0": "alive", "S1": "dead"}
     assert "S1 missed heartbeats for 6" in Event.objects.get(kind=EventKind.DIED).message
+
+
+def test_a_new_leader_declares_nobody_dead_before_a_worker_timeout_of_its_own_contact(pizzaq_settings):
+    pizzaq_settings(worker_timeout=5)
+    register("S0")
+    silence("S0")
+    notifier = Notifier("N1")
+    assert notifier._lead()
+
+    notifier.tick()
+    assert Worker.objects.get(name="S0").status == WorkerStatus.ALIVE, "it never had a chance to hear S0"
+
+    heard_for(notifier, seconds=5)
+    notifier.tick()
+    assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
+
+
+def test_after_an_outage_the_leader_waits_a_worker_timeout_before_judging_silence_or_leases(pizzaq_settings):
+    pizzaq_settings(worker_timeout=5)
+    register("S0")
+    [running] = claim("S0", 1) if place_order("noop") else []
+    Order.objects.filter(pk=running.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    silence("S0")
+    notifier = Notifier("N1")
+    assert notifier._lead()
+    heard_for(notifier, seconds=60)
+    # The database went away for longer than the contact may break (a tick that failed, or none).
+    notifier.last_contact -= notifier.contact_gap + 1
+
+    notifier.tick()
+
+    assert Worker.objects.get(name="S0").status == WorkerStatus.ALIVE
+    assert Order.objects.get(pk=running.pk).status == Status.RUNNING, "its lease was not renewable either"
+    heard_for(notifier, seconds=5)
+    notifier.tick()
+    assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
 
 
 def test_a_restarted_worker_rejoins_as_a_new_incarnation_and_the_old_one_is_fenced():

@@ -1,3 +1,5 @@
+import logging
+import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -17,16 +19,30 @@ class Command(BaseCommand):
                                  "(default: 3 x --concurrency; 0 claims only for free threads)")
         parser.add_argument("--grace", type=float, default=None,
                             help="Seconds to let running orders finish on SIGTERM (default PIZZAQ_SHUTDOWN_GRACE)")
+        parser.add_argument("--rejoin-delay", type=float, default=None,
+                            help="Seconds to wait, once declared dead, before joining again as a new "
+                                 "incarnation (default PIZZAQ_REJOIN_DELAY)")
+        parser.add_argument("--exit-when-fenced", action="store_true",
+                            help="Exit with code 3 once declared dead instead of rejoining, for "
+                                 "supervisors that restart processes themselves")
 
-    def handle(self, *args, name, concurrency, prefetch, grace, **options):
+    def handle(self, *args, name, concurrency, prefetch, grace, rejoin_delay, exit_when_fenced, **options):
         if concurrency < 1:
             raise CommandError("--concurrency must be 1 or more")
         if prefetch is not None and prefetch < 0:
             raise CommandError("--prefetch must be 0 or more")
-        runner = Runner(name, concurrency, grace, prefetch)
+        if rejoin_delay is not None and rejoin_delay < 0:
+            raise CommandError("--rejoin-delay must be 0 or more")
+        runner = Runner(name, concurrency, grace, prefetch, exit_when_fenced=exit_when_fenced,
+                        rejoin_delay=rejoin_delay)
         runner.install_signal_handlers()
         try:
             code = runner.run()
         except NameTaken as error:
             raise CommandError(str(error)) from None
+        if runner.abandoned:
+            # Runs left behind (fenced off, or past the grace period) would be refused:
+            # do not wait for their threads.
+            logging.shutdown()
+            os._exit(code)
         sys.exit(code)
