@@ -96,13 +96,29 @@ class Processes:
                 process.wait(10)
 
 
+@pytest.fixture
+def pgbouncer(transactional_db):
+    """A PgBouncer in transaction mode in front of the test database, and the settings that
+    put a process behind it: ``processes.worker("S0", **pgbouncer.env)``. It refuses the
+    startup options a transaction pooler cannot carry, rather than drop them unseen."""
+    from tests.system.pgbouncer import PgBouncer
+
+    params = connection.settings_dict
+    with PgBouncer(params["HOST"] or "127.0.0.1", int(params["PORT"] or 5432), params["NAME"],
+                   ignore_startup_parameters=("extra_float_digits",)) as bouncer:
+        bouncer.env = {"DATABASE_URL": bouncer.url(), "DATABASE_TRANSACTION_POOLER": "true"}
+        yield bouncer
+
+
 @pytest.fixture(scope="session", autouse=True)
 def end_stray_sessions(django_db_setup, django_db_blocker):
     """Before the test database is dropped, end the sessions still open on it: killed
     processes' (the server notices a moment late) and worker threads' of this one."""
     yield
+    # A run whose tests never asked for the database (one file, say) has none to clean.
+    created = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
     with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and created:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                " WHERE datname = current_database() AND pid <> pg_backend_pid()")

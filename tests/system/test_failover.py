@@ -42,12 +42,24 @@ def routing_key_owned_by(name: str) -> str:
 
 
 def test_chaos_three_kill_9s_lose_nothing_and_complete_every_order_once(processes):
+    chaos_drain(processes)
+
+
+def test_the_chaos_drain_holds_with_every_process_behind_pgbouncer_in_transaction_mode(processes, pgbouncer):
+    # No DATABASE_LISTEN_URL: LISTEN cannot cross the pooler, so workers poll.
+    chaos_drain(processes, **pgbouncer.env)
+    assert pgbouncer.transactions() > 4000, "the workers' claims and completions went through it"
+
+
+def chaos_drain(processes, **env):
+    """4,000 orders, four workers, three of them killed -9 mid-drain and replaced."""
+    env = {**FAST, **env}
     create_completions_table()
     place_orders([OrderSpec("record", {"seconds": 0.05}) for _ in range(3000)])
     # bake results are written in batches (it is not atomic): each must still complete once.
     place_orders([OrderSpec("bake", {"seconds": 0.02}) for _ in range(1000)])
-    processes.notifier("N1", **FAST)
-    live = {f"S{n}": processes.worker(f"S{n}", concurrency=4, **FAST) for n in range(4)}
+    processes.notifier("N1", **env)
+    live = {f"S{n}": processes.worker(f"S{n}", concurrency=4, **env) for n in range(4)}
     chaos = random.Random(7)
     victims = []
     for replacement in ("S4", "S5", "S6"):
@@ -56,7 +68,7 @@ def test_chaos_three_kill_9s_lose_nothing_and_complete_every_order_once(processe
         victim = chaos.choice(sorted(live))
         os.kill(live.pop(victim).pid, signal.SIGKILL)
         victims.append(victim)
-        live[replacement] = processes.worker(replacement, concurrency=4, **FAST)
+        live[replacement] = processes.worker(replacement, concurrency=4, **env)
 
     wait_for(lambda: Order.objects.filter(status=Status.DONE).count() == 4000, timeout=180,
              interval=0.5, message="all 4,000 orders done")

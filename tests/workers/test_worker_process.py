@@ -8,7 +8,7 @@ import pytest
 
 from orders.models import Order, Status
 from orders.services import claim, expire_overdue, place_order
-from tests.conftest import wait_for
+from tests.conftest import database_url, wait_for
 from workers.models import Event, EventKind, Worker, WorkerStatus
 
 FAST = {"PIZZAQ_POLL_INTERVAL": "0.2", "PIZZAQ_HEARTBEAT_INTERVAL": "0.5"}
@@ -70,7 +70,16 @@ def test_delay_is_honoured_and_an_order_past_its_ttl_never_runs(processes):
 
 @pytest.mark.postgres
 def test_an_idle_worker_wakes_on_notify_without_waiting_for_its_poll(processes):
-    processes.worker("S0", concurrency=1, PIZZAQ_POLL_INTERVAL="60")
+    wakes_on_notify(processes)
+
+
+@pytest.mark.postgres
+def test_behind_pgbouncer_a_worker_listens_around_it_on_the_direct_url(processes, pgbouncer):
+    wakes_on_notify(processes, DATABASE_LISTEN_URL=database_url(), **pgbouncer.env)
+
+
+def wakes_on_notify(processes, **env):
+    processes.worker("S0", concurrency=1, PIZZAQ_POLL_INTERVAL="60", **env)
     wait_for(worker_registered("S0"))
     time.sleep(0.5)  # let it settle into its long sleep
 
