@@ -109,6 +109,8 @@ def _postgresql_options(database):
     # prepared statements (PgBouncer before 1.21 in transaction mode).
     prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=not DATABASE_TRANSACTION_POOLER)
     options["prepare_threshold"] = 0 if prepared else None
+    # A named cursor (.iterator(), which /metrics uses) would outlive its transaction.
+    database["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_TRANSACTION_POOLER
     if pool_size := env.int("DATABASE_POOL_SIZE", default=0):
         # A process that serves each request on a thread of its own (daphne) would open a
         # connection per request, since Django's connections belong to threads: a pool
@@ -125,7 +127,7 @@ def _connection_guards() -> dict:
     silently goes away (a partition drops packets: no reset, no error), so a worker notices
     within about two heartbeats and rides the outage out instead of waiting for ever."""
     heartbeat = float(PIZZAQ.get("heartbeat_interval", PizzaqConf.heartbeat_interval))
-    guards = {
+    return {
         "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=max(2, round(2 * heartbeat))),
         # An idle connection is probed; one whose sent data stays unacknowledged this long
         # (its peer is gone) is closed by the kernel, probes included.
@@ -135,12 +137,6 @@ def _connection_guards() -> dict:
         "keepalives_count": 3,
         "tcp_user_timeout": env.int("DATABASE_TCP_USER_TIMEOUT", default=max(1000, round(2000 * heartbeat))),
     }
-    statement_timeout = env.float("DATABASE_STATEMENT_TIMEOUT", default=60.0)
-    if statement_timeout and not DATABASE_TRANSACTION_POOLER:
-        # A transaction pooler refuses startup options: set statement_timeout on the
-        # database's role there instead (docs/deployment.md).
-        guards["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
-    return guards
 
 
 # PgBouncer in transaction mode (or any transaction pooler) between us and PostgreSQL: no
@@ -148,6 +144,8 @@ def _connection_guards() -> dict:
 # server itself) or, without one, workers poll.
 DATABASE_TRANSACTION_POOLER = env.bool("DATABASE_TRANSACTION_POOLER", default=False)
 DATABASE_LISTEN_URL = env.str("DATABASE_LISTEN_URL", default="")
+# The longest statement a worker or notifier connection may run (seconds; 0: no limit).
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=60.0)
 PIZZAQ = overrides_from_environ()
 
 

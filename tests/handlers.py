@@ -76,3 +76,11 @@ def appended(path) -> list[tuple[str, int, int]]:
     except FileNotFoundError:
         return []
     return [(lines[i], int(lines[i + 1]), int(lines[i + 2])) for i in range(0, len(lines), 3)]
+
+
+@handler("show_setting")
+def show_setting(order):
+    """The value of a PostgreSQL setting on the worker's own connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [order.payload["name"]])
+        return cursor.fetchone()[0]

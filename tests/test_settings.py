@@ -67,3 +67,26 @@ def test_a_pool_serves_request_threads_with_connections_already_open():
 
     assert backends(DATABASE_POOL_SIZE="3") <= 3
     assert backends() > 10  # without it, each thread connects anew
+
+
+SETTINGS_OF = """
+import django
+django.setup()
+from django.conf import settings
+database = settings.DATABASES["default"]
+print({key: database["OPTIONS"].get(key) for key in ("connect_timeout", "tcp_user_timeout", "keepalives",
+       "prepare_threshold")}, database["DISABLE_SERVER_SIDE_CURSORS"])
+"""
+
+
+def test_connections_give_up_on_a_silent_network_within_two_heartbeats():
+    printed = run_python(SETTINGS_OF, DATABASE_URL="postgres://pizzaq@db.example.com/pizzaq",
+                         PIZZAQ_HEARTBEAT_INTERVAL="3")
+    assert printed.strip() == ("{'connect_timeout': 6, 'tcp_user_timeout': 6000, 'keepalives': 1, "
+                               "'prepare_threshold': 0} False")
+
+
+def test_behind_a_transaction_pooler_nothing_is_kept_across_transactions():
+    printed = run_python(SETTINGS_OF, DATABASE_URL="postgres://pizzaq@db.example.com/pizzaq",
+                         DATABASE_TRANSACTION_POOLER="true")
+    assert printed.strip().endswith("'prepare_threshold': None} True")

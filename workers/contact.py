@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connections
 
 log = logging.getLogger("pizzaq.contact")
 
@@ -19,6 +20,20 @@ log = logging.getLogger("pizzaq.contact")
 RETRY_FIRST, RETRY_CAP = 0.05, 1.0
 # Failures this soon after the database came back are not told as a new outage.
 SETTLE = 5.0
+
+
+def limit_statement_time(using: str = "default") -> None:
+    """Give this process's connections a statement timeout (``DATABASE_STATEMENT_TIMEOUT``),
+    so a call on a connection whose server hangs, or waits on a lock for ever, ends in an
+    error the loops retry. For workers and notifiers; not for one-off commands such as a
+    migration, which may rightly run long. Not behind a transaction pooler either: it
+    refuses startup options (set the timeout on the database role there)."""
+    seconds = getattr(settings, "DATABASE_STATEMENT_TIMEOUT", 0)
+    database = settings.DATABASES[using]
+    if not seconds or "postgresql" not in database["ENGINE"] or getattr(settings, "DATABASE_TRANSACTION_POOLER", False):
+        return
+    database.setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={round(seconds * 1000)}"
+    connections[using].close()  # a connection opened before this would not have it
 
 
 def retry_delay(failures: int) -> float:

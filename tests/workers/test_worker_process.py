@@ -8,7 +8,7 @@ import pytest
 
 from orders.models import Order, Status
 from orders.services import claim, expire_overdue, place_order
-from tests.conftest import database_url, wait_for
+from tests.conftest import database_url, run_python, wait_for
 from workers.models import Event, EventKind, Worker, WorkerStatus
 
 FAST = {"PIZZAQ_POLL_INTERVAL": "0.2", "PIZZAQ_HEARTBEAT_INTERVAL": "0.5"}
@@ -146,3 +146,16 @@ def test_a_worker_finishing_orders_in_its_grace_period_is_not_taken_for_dead(pro
     assert order.status == Status.DONE and order.attempt == 1
     assert Worker.objects.get(name="S0").status == WorkerStatus.LEFT
     assert not Event.objects.filter(kind=EventKind.DIED).exists()
+
+
+@pytest.mark.postgres
+def test_a_worker_connection_has_a_statement_timeout(processes):
+    processes.worker("S0", concurrency=1, DATABASE_STATEMENT_TIMEOUT="42", **FAST)
+    order = place_order("show_setting", {"name": "statement_timeout"})
+
+    wait_for(all_finished(1), message="the order to be done")
+
+    assert Order.objects.get(pk=order.pk).result == "42s"
+    assert run_python("import django; django.setup()\nfrom django.db import connection\n"
+                      "print(connection.cursor().connection.execute('SHOW statement_timeout').fetchone()[0])",
+                      DATABASE_STATEMENT_TIMEOUT="42").strip() == "0", "one-off commands may run long"

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from workers.contact import limit_statement_time
 from workers.notifier import Notifier
 
 
@@ -11,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--identity", default=None, help="Name in the leader lease (default host:pid)")
 
     def handle(self, *args, identity, **options):
+        limit_statement_time()
         notifier = Notifier(identity)
         notifier.install_signal_handlers()
         notifier.run()
