@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from orders import ratelimit, services, tokens
+from orders.nesting import nests_deeper
 from orders.models import Order, Status
 from orders.specs import OrderRejected, OrderSpec, check_client_kind
 from pizzaq import conf
@@ -104,8 +105,12 @@ def order_json(order: Order) -> dict:
     }
 
 
+# Levels above the payload: the order object, and a bulk body's {"orders": [...]} too.
+ORDER_LEVELS, BULK_LEVELS = 1, 3
+
+
 def _read_json_body(request, bulk: bool = False):
-    """The decoded body, or an error response; the size is checked before reading."""
+    """The decoded body, or an error response; the size is checked before reading, the nesting before parsing."""
     settings = conf.get()
     limit = (settings.max_payload_bytes + ENVELOPE_BYTES) * (settings.max_bulk if bulk else 1)
     # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE on its own; say so in our words first.
@@ -119,8 +124,14 @@ def _read_json_body(request, bulk: bool = False):
     content_type = request.content_type or "application/json"
     if content_type != "application/json":
         return None, api_error(415, "unsupported_media_type", "send the order as application/json")
+    raw = request.body or b"null"
     try:
-        return json.loads(request.body or b"null"), None
+        # json.loads recurses once a level: a body nested thousands deep would raise
+        # RecursionError (a 500) before the payload's own depth check could refuse it.
+        if nests_deeper(raw, settings.max_payload_depth + (BULK_LEVELS if bulk else ORDER_LEVELS)):
+            depth = settings.max_payload_depth
+            return None, api_error(400, "invalid", f"payload nests deeper than {depth} levels", "payload")
+        return json.loads(raw), None
     except (ValueError, UnicodeDecodeError) as error:
         return None, api_error(400, "malformed_json", f"request body is not valid JSON: {error}")
 

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from orders.models import ApiToken, Order, Status
 from orders.services import claim, complete, place_order
 from orders.tokens import create_token
+from pizzaq import conf
 from tests.orders.test_place import count_from_another_connection
 
 
@@ -245,6 +246,107 @@ def test_deeply_nested_payloads_are_refused(api):
     response = post_json(api, {"kind": "bake", "payload": payload})
 
     assert response.status_code == 400 and "nests deeper than 32" in response.json()["error"]["message"]
+    assert Order.objects.count() == 0
+
+
+def nested_text(depth: int, shape: str) -> str:
+    """JSON text nested ``depth`` deep, built as text: json.dumps would itself recurse too deep."""
+    if shape == "lists":
+        return "[" * depth + "]" * depth
+    if shape == "objects":
+        return '{"a": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+    return "[" * depth  # unclosed: a parser recurses just as deep before it finds out
+
+
+def as_request(url: str, text: str, field: str = "payload") -> str:
+    """A body for ``url`` placing one bake order whose ``field`` is the JSON ``text``."""
+    order = '{"kind": "bake", "' + field + '": ' + text + "}"
+    return order if url == "/api/orders" else '{"orders": [' + order + "]}"
+
+
+def assert_refused_as_too_deep(response):
+    """The answer is the 400 for a body nested past PIZZAQ_MAX_PAYLOAD_DEPTH."""
+    error = response.json()["error"]
+    assert response.status_code == 400, error
+    assert (error["code"], error["field"]) == ("invalid", "payload")
+    assert error["message"] == f"payload nests deeper than {conf.get().max_payload_depth} levels"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/orders", "/api/orders/bulk"])
+@pytest.mark.parametrize("shape", ["lists", "objects", "unclosed"])
+@pytest.mark.parametrize("depth", [100, 1_000, 100_000])
+def test_bodies_nested_thousands_deep_are_a_400_not_a_500(api, pizzaq_settings, url, shape, depth):
+    # Room for 100,000 levels, so that the size limit does not refuse them first.
+    pizzaq_settings(max_payload_bytes=1_000_000)
+
+    response = api.post(url, as_request(url, nested_text(depth, shape)), content_type="application/json")
+
+    assert_refused_as_too_deep(response)
+    assert Order.objects.count() == 0
+
+
+def nested_payload(depth: int) -> dict:
+    """A payload ``depth`` levels deep, objects and lists by turns, whose strings hold
+    brackets, quotes and backslashes that must not count as levels."""
+    value = '"]}{[\\'
+    for level in range(depth, 0, -1):
+        value = {"next": value, "note": "[{\\"} if level % 2 else [value, "}]\\\""]
+    return value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/orders", "/api/orders/bulk"])
+def test_a_payload_at_the_depth_limit_is_placed_and_one_level_more_is_not(api, url):
+    limit = conf.get().max_payload_depth
+
+    at_limit = api.post(url, as_request(url, json.dumps(nested_payload(limit))), content_type="application/json")
+    past = api.post(url, as_request(url, json.dumps(nested_payload(limit + 1))), content_type="application/json")
+
+    assert at_limit.status_code == 202, at_limit.json()
+    assert_refused_as_too_deep(past)
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/orders", "/api/orders/bulk"])
+def test_the_depth_limit_counts_the_levels_of_the_whole_body(api, url):
+    limit = conf.get().max_payload_depth
+
+    def place_with_priority(depth):
+        body = as_request(url, nested_text(depth, "lists"), field="priority")
+        return api.post(url, body, content_type="application/json")
+
+    # Nested as deep as a payload may be, a priority is refused for what it is; one level
+    # more, for its depth.
+    within = place_with_priority(limit)
+    past = place_with_priority(limit + 1)
+
+    assert within.status_code == 400 and within.json()["error"]["field"] == "priority"
+    assert_refused_as_too_deep(past)
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_brackets_inside_strings_do_not_count_as_nesting(api):
+    # An escaped quote inside, then an escaped backslash just before the closing quote.
+    notes = 'say "' + "[{" * 100 + '" \\'
+
+    response = post_json(api, {"kind": "bake", "payload": {"notes": notes, "more": ["[{" * 100, {"{[": "]}"}]}})
+
+    assert response.status_code == 202
+    assert Order.objects.get().payload["notes"] == notes
+
+
+@pytest.mark.django_db
+def test_a_utf16_body_is_measured_as_it_is_parsed(api):
+    # In UTF-16, "∀" is the bytes 00 22: a quote to a scan that reads bytes as ASCII,
+    # which would then take the deep brackets after it for the inside of a string.
+    body = as_request("/api/orders", '{"a": "\u2200", "b": ' + nested_text(5_000, "lists") + "}")
+
+    response = post_json(api, body.encode("utf-16-le"))
+
+    assert_refused_as_too_deep(response)
     assert Order.objects.count() == 0
 
 

@@ -6,11 +6,12 @@ import json
 import jsonschema
 import pytest
 from django.urls import URLPattern, get_resolver, resolve
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from orders.models import Order
 from orders.services import place_order
+from pizzaq import conf
 from tests.conftest import ROOT
 from tests.orders.test_api import api, post_json, user  # noqa: F401  (fixtures)
 
@@ -127,6 +128,63 @@ def test_fuzzed_bulk_placements_never_5xx_and_write_all_or_nothing(api, bodies, 
 
     assert response.status_code < 500
     assert Order.objects.count() == before + (len(bodies) if response.status_code == 202 else 0)
+
+
+def depth(value) -> int:
+    """How deep arrays and objects nest in ``value``, counted as orders/specs counts a payload."""
+    if isinstance(value, (dict, list)):
+        return 1 + max(map(depth, value.values() if isinstance(value, dict) else value), default=0)
+    return 0
+
+
+# Object keys full of what a careless depth scan would take for structure.
+tricky_keys = st.text(alphabet='[]{}"\\:, a', max_size=3)
+wrappers = st.just(("[", "]")) | tricky_keys.map(lambda key: ("{" + json.dumps(key) + ": ", "}"))
+
+
+@st.composite
+def nested(draw):
+    """(JSON text, its depth): a generated value inside N arrays and objects, N up to a few
+    thousand. Built as text: json.dumps would itself recurse too deep."""
+    value = draw(json_values)
+    # Often just around the default limit of 32 once the levels around this value count.
+    levels = draw(st.integers(22, 36) | st.integers(0, 3_000))
+    # A short cycle of wrappers, repeated: drawing thousands of levels one by one is slow.
+    cycle = draw(st.lists(wrappers, min_size=1, max_size=3))
+    around = (cycle * levels)[:levels]
+    opening, closing = "".join(pair[0] for pair in around), "".join(pair[1] for pair in reversed(around))
+    return opening + json.dumps(value) + closing, levels + depth(value)
+
+
+@st.composite
+def deep_bodies(draw):
+    """(url, body, depth of the body, levels of it above a payload): a nested value as a
+    payload, as another field, or as the whole order, alone or in a bulk body."""
+    text, levels = draw(nested())
+    order, levels = draw(st.sampled_from([
+        ('{"kind": "bake", "payload": {"deep": ' + text + "}}", levels + 2),
+        ('{"kind": ' + text + "}", levels + 1),
+        (text, levels),
+    ]))
+    if draw(st.booleans()):
+        return "/api/orders", order, levels, 1
+    return "/api/orders/bulk", '{"orders": [' + order + "]}", levels + 2, 3
+
+
+@pytest.mark.django_db
+@seed(20240611)
+@settings(FUZZ, derandomize=False, database=None)
+@given(case=deep_bodies())
+def test_fuzzed_deep_bodies_are_refused_exactly_past_the_depth_limit(api, case):  # noqa: F811
+    url, body, levels, envelope = case
+    before = Order.objects.count()
+
+    response = api.post(url, body, content_type="application/json")
+
+    assert response.status_code < 500
+    message = response.json().get("error", {}).get("message", "")
+    assert ("nests deeper than" in message) == (levels > conf.get().max_payload_depth + envelope), message
+    assert Order.objects.count() == before + (1 if response.status_code == 202 else 0)
 
 
 @pytest.mark.django_db
