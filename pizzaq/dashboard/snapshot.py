@@ -69,7 +69,8 @@ def workers(now, owners: dict[int, str]) -> list[dict]:
     buckets = Counter(owners.values())
     return [
         {
-            "name": w.name, "status": w.status, "host": w.host, "pid": w.pid, "concurrency": w.concurrency,
+            "name": w.name, "status": w.status, "incarnation": w.incarnation, "host": w.host, "pid": w.pid,
+            "concurrency": w.concurrency,
             "heartbeat_age": round(w.heartbeat_age(now), 1), "running": running[w.name],
             "queued": queued[w.name], "buckets": buckets[w.name], "done": done[w.name],
         }

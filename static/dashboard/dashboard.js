@@ -85,6 +85,7 @@ function workerRow(worker) {
   return el("tr", { "data-worker": worker.name },
     el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${colourOf(worker.name)}` }), worker.name),
     el("td", {}, statusBadge(worker.status)),
+    el("td", { class: "incarnation" }, String(worker.incarnation)),
     el("td", {}, live ? `${worker.heartbeat_age.toFixed(1)} s ago` : "–"),
     el("td", {}, String(worker.running)), el("td", {}, String(worker.queued)),
     el("td", {}, String(worker.buckets)), el("td", {}, String(worker.done)), el("td", {}, action));

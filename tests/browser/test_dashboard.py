@@ -35,7 +35,8 @@ def system(processes):
                              "pizzaq.asgi:application"], "daphne", **FAST)
     processes.notifier("N1", **FAST)
     processes.worker("S0", concurrency=2, **FAST)
-    processes.worker("S1", concurrency=2, **FAST)
+    # S1 waits a few seconds before it rejoins, long enough to be watched dead.
+    processes.worker("S1", concurrency=2, PIZZAQ_REJOIN_DELAY="5", **FAST)
     wait_for(alive("S0", "S1"), timeout=30)
     return f"http://127.0.0.1:{port}"
 
@@ -106,7 +107,7 @@ def test_bad_form_input_shows_an_inline_error_and_places_nothing(page):
     assert Order.objects.count() == 0
 
 
-def test_force_failing_a_shop_moves_its_orders_recolours_the_ring_and_says_so(page):
+def test_force_failing_a_shop_moves_its_orders_recolours_the_ring_says_so_and_the_shop_reopens(page):
     moved = place_order("bake", {"seconds": 30}, routing_key=routing_key_owned_by("S1"))
     wait_for(lambda: order_status(moved) == (Status.RUNNING, "S1", 1), message="S1 baking")
     expect(page.locator('#ring circle[data-owner="S1"]').first).to_be_attached()
@@ -123,6 +124,14 @@ def test_force_failing_a_shop_moves_its_orders_recolours_the_ring_and_says_so(pa
     expect(event).to_contain_text("1 running orders requeued")
     expect(event).to_contain_text("orders moved (S0:")
     shoot(page, "after-force-fail")
+
+    # The same process reopens by itself as a new incarnation and takes buckets back.
+    s1 = page.locator('#workers tr[data-worker="S1"]')
+    expect(s1.locator(".status")).to_have_text("alive")
+    expect(s1.locator(".incarnation")).to_have_text("2")
+    expect(page.locator('#ring circle[data-owner="S1"]').first).to_be_attached()
+    expect(page.locator("#events li.event-joined").first).to_contain_text("S1 joined (incarnation 2")
+    shoot(page, "after-reopening")
 
     wait_for(lambda: order_status(moved) == (Status.RUNNING, "S0", 2), message="S0 to take the order over")
     page.goto(f"{page.url.rstrip('/')}/orders/{moved.pk}")
