@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+from tests.system.procs import Disposable
+
 # A locally administered address no interface has: frames sent to it are dropped unseen.
 NOWHERE_MAC = "02:00:00:00:00:01"
 
@@ -14,7 +16,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
-class NetworkNamespace:
+class NetworkNamespace(Disposable):
     """A host of the test's own: a network namespace joined to this one by a veth pair."""
 
     def __init__(self, name_prefix: str = "pzq", subnet: str = "10.231.17"):
@@ -25,18 +27,7 @@ class NetworkNamespace:
             raise ValueError(f"name prefix {name_prefix!r} too long for interface names")
         self.host_address, self.address = f"{subnet}.1", f"{subnet}.2"
 
-    def __enter__(self) -> "NetworkNamespace":
-        try:
-            self.create()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.remove()
-
-    def create(self) -> None:
+    def start(self) -> None:
         """The namespace, the veth pair between it and this namespace, addresses, links up."""
         ip("netns", "add", self.name)
         ip("link", "add", self.host_veth, "type", "veth", "peer", "name", self.ns_veth, "netns", self.name)

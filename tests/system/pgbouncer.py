@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 
 from tests.system.postgres_instance import OS_USER, os_user_dir
-from tests.system.procs import free_port
+from tests.system.procs import Disposable, free_port
 
 CONFIG = """\
 [databases]
@@ -37,7 +37,7 @@ def binary() -> str | None:
     return shutil.which("pgbouncer", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
 
 
-class PgBouncer:
+class PgBouncer(Disposable):
     """Debian's PgBouncer in transaction pooling mode in front of one database."""
 
     # Startup parameters PgBouncer 1.18 would refuse the connection over. libpq (so psycopg
@@ -52,17 +52,6 @@ class PgBouncer:
         self.port = free_port()
         self.dir: Path | None = None
         self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "PgBouncer":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     @property
     def log_path(self) -> Path:
@@ -85,7 +74,7 @@ class PgBouncer:
         """The pooled database's URL; ``dbname="pgbouncer"`` for the admin console."""
         return f"postgres://{OS_USER}@127.0.0.1:{self.port}/{dbname or self.dbname}"
 
-    def stop(self) -> None:
+    def remove(self) -> None:
         """Kill it and delete its files; safe to call twice."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

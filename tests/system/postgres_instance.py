@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tests.system.procs import free_port
+from tests.system.procs import Disposable, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OS_USER = "postgres"
@@ -61,7 +61,7 @@ def run_as_os_user(argv: list, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(argv, user=OS_USER, capture_output=True, text=True, **kwargs)
 
 
-class PostgresInstance:
+class PostgresInstance(Disposable):
     """A PostgreSQL server of the test's own: own data directory, own free port."""
 
     def __init__(self, listen_addresses: tuple[str, ...] = ("127.0.0.1",)):
@@ -71,17 +71,6 @@ class PostgresInstance:
         self.dir = os_user_dir("pzq-pg-")
         self.data = self.dir / "data"
         self.log_path = self.dir / "postgres.log"
-
-    def __enter__(self) -> "PostgresInstance":
-        try:
-            self.start()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.remove()
 
     def start(self) -> None:
         """Start the server (creating its cluster the first time); return once it accepts connections."""

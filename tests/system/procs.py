@@ -40,3 +40,19 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+class Disposable:
+    """A context manager for something a test starts and must remove again, also when
+    starting it fails half-way: ``with PostgresInstance() as server: ...``."""
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
