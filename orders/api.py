@@ -1,11 +1,13 @@
 """The JSON API: place orders, read one, list them. Bearer token or staff session."""
 
 import json
+import logging
 import math
 import uuid
 from functools import wraps
 
 from django.conf import settings as django_settings
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -15,6 +17,8 @@ from orders.nesting import nests_deeper
 from orders.models import Order, Status
 from orders.specs import OrderRejected, OrderSpec, check_client_kind
 from pizzaq import conf
+
+log = logging.getLogger("pizzaq.api")
 
 PLACE_FIELDS = {"kind", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to"}
 DEFAULT_PAGE_SIZE = 50
@@ -45,29 +49,41 @@ def _authenticate(request):
 
 
 def api_view(*methods):
-    """Method check, authentication, and CSRF for session (not token) callers."""
+    """Method check, authentication, and CSRF for session (not token) callers; a database
+    that cannot be reached is a 503 to retry, not a 500."""
 
     def decorate(view):
         @csrf_exempt
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            if request.method not in methods:
-                return api_error(405, "method_not_allowed", f"{request.method} is not allowed here",
-                                 Allow=", ".join(methods))
-            user, request.client_key, via_token = _authenticate(request)
-            if user is None:
-                return api_error(401, "unauthorized", "a valid API token is required "
-                                 "(Authorization: Bearer <token>)", WWW_Authenticate="Bearer")
-            request.api_user = user
-            if via_token:
-                return view(request, *args, **kwargs)
-            # A browser session carries cookies a third-party page could ride on.
-            return csrf_protect(view)(request, *args, **kwargs)
+            try:
+                return _checked(view, methods, request, *args, **kwargs)
+            except (OperationalError, InterfaceError) as error:
+                # A restart or a failover: the client's retry, a moment later, will do.
+                log.warning("%s %s: the database is unreachable (%s)", request.method, request.path, error)
+                return api_error(503, "unavailable", "the database cannot be reached just now; retry in a "
+                                 "moment (an order sent as it went away may have been placed: look before "
+                                 "placing it again)", Retry_After="1")
 
         wrapper.allowed_methods = methods
         return wrapper
 
     return decorate
+
+
+def _checked(view, methods, request, *args, **kwargs):
+    if request.method not in methods:
+        return api_error(405, "method_not_allowed", f"{request.method} is not allowed here",
+                         Allow=", ".join(methods))
+    user, request.client_key, via_token = _authenticate(request)
+    if user is None:
+        return api_error(401, "unauthorized", "a valid API token is required "
+                         "(Authorization: Bearer <token>)", WWW_Authenticate="Bearer")
+    request.api_user = user
+    if via_token:
+        return view(request, *args, **kwargs)
+    # A browser session carries cookies a third-party page could ride on.
+    return csrf_protect(view)(request, *args, **kwargs)
 
 
 def rate_limited(client_key: str, orders: int):

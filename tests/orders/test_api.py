@@ -5,7 +5,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import OperationalError
 
+from orders import services, tokens
 from orders.models import ApiToken, Order, Status
 from orders.services import claim, complete, place_order
 from orders.tokens import create_token
@@ -370,3 +372,29 @@ def test_a_bulk_body_over_the_server_limit_is_a_json_413(api, settings):
 
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
     assert Order.objects.count() == 0
+
+
+def unreachable(*args, **kwargs):
+    raise OperationalError("connection to server failed: Connection refused")
+
+
+SAMPLE_ID = "01a2325d-6a07-7311-ac03-3ddad241d0c3"
+
+
+@pytest.mark.django_db
+def test_placing_while_the_database_is_unreachable_answers_503_to_retry(api, monkeypatch):
+    monkeypatch.setattr(services, "place_orders", unreachable)
+
+    response = post_json(api, {"kind": "bake"})
+
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "unavailable"
+    assert "retry" in response.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_any_request_while_the_database_is_unreachable_answers_503_not_500(api, monkeypatch):
+    monkeypatch.setattr(tokens, "authenticate_token", unreachable)
+
+    for response in (api.get("/api/orders"), api.get(f"/api/orders/{SAMPLE_ID}"), post_json(api, {"kind": "bake"})):
+        assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
