@@ -9,6 +9,7 @@ orders a second do not mean a thousand messages a second per browser."""
 import asyncio
 import logging
 import sqlite3
+import time
 
 import psycopg
 from channels.layers import get_channel_layer
@@ -76,15 +77,21 @@ async def _poll(changed: asyncio.Event) -> None:
 async def _listen(changed: asyncio.Event) -> None:
     params = listen_params()
     params.pop("cursor_factory", None)
+    lost_at = None  # an outage is told once going and once coming back, not every second
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {ORDERS_CHANNEL}")
                 await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                if lost_at is not None:
+                    log.warning("dashboard LISTEN is back after %.1f s", time.monotonic() - lost_at)
+                    lost_at = None
                 async for _ in conn.notifies():
                     changed.set()
         except psycopg.Error as error:
-            log.warning("dashboard LISTEN lost its connection (%s); retrying", error)
+            if lost_at is None:
+                log.warning("dashboard LISTEN lost its connection (%s); retrying every second", error)
+                lost_at = time.monotonic()
             changed.set()
             await asyncio.sleep(1.0)
 
