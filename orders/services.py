@@ -28,8 +28,8 @@ from orders.tally import record_pruned
 __all__ = [
     "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim", "RunResult", "complete",
     "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
-    "requeue_lapsed", "requeue_running_on", "release", "close_pinned", "close_orphaned_pins", "renew_leases",
-    "prune_finished", "backoff_delay",
+    "requeue_lapsed", "requeue_running_on", "release", "release_unheld", "close_pinned", "close_orphaned_pins",
+    "renew_leases", "prune_finished", "backoff_delay",
 ]
 
 log = logging.getLogger("pizzaq.orders")
@@ -228,6 +228,13 @@ def release(worker: str, tokens, reason: str) -> int:
         if released:
             notify_after_commit()
     return released
+
+
+def release_unheld(worker: str, held, reason: str) -> int:
+    """Give back the orders running on ``worker`` whose tokens are not among ``held``: a
+    claim committed whose answer the worker never got, so none of its runs has them."""
+    running = Order.objects.filter(status=Status.RUNNING, worker=worker).values_list("pk", "attempt")
+    return release(worker, [token for token in running if token not in held], reason)
 
 
 def _requeue_fields(now, outcome: str, reason: str) -> dict:

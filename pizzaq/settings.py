@@ -103,7 +103,8 @@ def _database():
 
 def _postgresql_options(database):
     options = database.setdefault("OPTIONS", {})
-    options.update(_connection_guards())
+    for name, value in DATABASE_CONNECTION_GUARDS.items():
+        options.setdefault(name, value)  # what DATABASE_URL says itself wins
     # The hot statements (placing, claiming, completing) are prepared on each connection
     # the first time they run (orders/prepared.py); False for a pooler that cannot keep
     # prepared statements (PgBouncer before 1.21 in transaction mode).
@@ -139,14 +140,16 @@ def _connection_guards() -> dict:
     }
 
 
+PIZZAQ = overrides_from_environ()
 # PgBouncer in transaction mode (or any transaction pooler) between us and PostgreSQL: no
 # prepared statements, no startup options, and LISTEN goes to DATABASE_LISTEN_URL (the
 # server itself) or, without one, workers poll.
 DATABASE_TRANSACTION_POOLER = env.bool("DATABASE_TRANSACTION_POOLER", default=False)
+# On every connection, the direct one for LISTEN too.
+DATABASE_CONNECTION_GUARDS = _connection_guards()
 DATABASE_LISTEN_URL = env.str("DATABASE_LISTEN_URL", default="")
 # The longest statement a worker or notifier connection may run (seconds; 0: no limit).
 DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=60.0)
-PIZZAQ = overrides_from_environ()
 
 
 DATABASES = {"default": _database()}

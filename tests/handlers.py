@@ -3,7 +3,7 @@
 import os
 import time
 
-from django.db import connection
+from django.db import OperationalError, connection
 
 from orders.handlers import handler
 
@@ -84,3 +84,12 @@ def show_setting(order):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting(%s)", [order.payload["name"]])
         return cursor.fetchone()[0]
+
+
+@handler("lose_the_database_once")
+def lose_the_database_once(order):
+    """On its first attempt, the database goes away under it (its connection breaks)."""
+    if order.attempt == 1:
+        connection.close()
+        raise OperationalError("server closed the connection unexpectedly")
+    return {"attempt": order.attempt}

@@ -33,6 +33,8 @@ class ChangeBeacon:
         while not self.stop.is_set():
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
+                    self.contact.reached()
+                    failures = 0
                     self._beat(conn)
             except psycopg.Error as error:
                 # Retry point: a dashboard misses nothing it cannot read again later.

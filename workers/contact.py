@@ -7,11 +7,12 @@ has a connection of its own, and each finds its old one broken on first use afte
 database is back: those failures, soon after a return, are the same outage's tail.)"""
 
 import logging
+import math
 import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 
 log = logging.getLogger("pizzaq.contact")
 
@@ -22,23 +23,40 @@ RETRY_FIRST, RETRY_CAP = 0.05, 1.0
 SETTLE = 5.0
 
 
-def limit_statement_time(using: str = "default") -> None:
-    """Give this process's connections a statement timeout (``DATABASE_STATEMENT_TIMEOUT``),
-    so a call on a connection whose server hangs, or waits on a lock for ever, ends in an
-    error the loops retry. For workers and notifiers; not for one-off commands such as a
-    migration, which may rightly run long. Not behind a transaction pooler either: it
-    refuses startup options (set the timeout on the database role there)."""
-    seconds = getattr(settings, "DATABASE_STATEMENT_TIMEOUT", 0)
+def limit_server_waits(using: str = "default") -> None:
+    """Bound what the server waits for on this process's connections: no statement runs
+    longer than ``DATABASE_STATEMENT_TIMEOUT`` (a lock waited on for ever ends in an error
+    the loops retry), and the server probes the connection as the client does, so a worker
+    that vanished mid-transaction (a partition) has its session ended and its locks freed
+    within seconds, not at the operating system's two hours. For workers and notifiers;
+    not for one-off commands such as a migration, which may rightly run long. Not behind a
+    transaction pooler either: it refuses startup options (set them on the role there)."""
     database = settings.DATABASES[using]
-    if not seconds or "postgresql" not in database["ENGINE"] or getattr(settings, "DATABASE_TRANSACTION_POOLER", False):
+    if "postgresql" not in database["ENGINE"] or getattr(settings, "DATABASE_TRANSACTION_POOLER", False):
         return
-    database.setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={round(seconds * 1000)}"
-    connections[using].close()  # a connection opened before this would not have it
+    options = database.setdefault("OPTIONS", {})
+    guards = getattr(settings, "DATABASE_CONNECTION_GUARDS", {})
+    server = {"statement_timeout": round(getattr(settings, "DATABASE_STATEMENT_TIMEOUT", 0) * 1000)}
+    server.update({ours: guards[theirs] for theirs, ours in SERVER_SIDE_GUARDS.items() if theirs in guards})
+    # Appended: what DATABASE_URL's own ?options= set stays.
+    options["options"] = " ".join([options.get("options", ""), *(f"-c {k}={v}" for k, v in server.items())]).strip()
+    connections[using].close()  # a connection opened before this would not have them
+
+
+# The client's guards that the server has too: libpq's name, the server's.
+SERVER_SIDE_GUARDS = {
+    "tcp_user_timeout": "tcp_user_timeout", "keepalives_idle": "tcp_keepalives_idle",
+    "keepalives_interval": "tcp_keepalives_interval", "keepalives_count": "tcp_keepalives_count",
+}
 
 
 def retry_delay(failures: int) -> float:
     """Seconds to wait after ``failures`` failed tries in a row."""
-    return min(RETRY_CAP, RETRY_FIRST * 2 ** max(0, failures - 1))
+    return min(RETRY_CAP, RETRY_FIRST * 2 ** min(max(0, failures - 1), 16))
+
+
+class GaveUp(Exception):
+    """The database did not come back before the caller stopped waiting for it."""
 
 
 class DatabaseContact:
@@ -72,3 +90,20 @@ class DatabaseContact:
                 self.lost_at, self.told, self.back_at = None, False, time.monotonic()
         if lost_at is not None and told:
             log.warning("%s reached the database again after %.1f s", self.who, time.monotonic() - lost_at)
+
+    def until_done(self, doing: str, call, stop: threading.Event, give_up_at=lambda: math.inf):
+        """``call()``'s value once the database takes it, retried with backoff while it is
+        away; GaveUp if ``stop`` is set, or the time ``give_up_at()`` passes, first."""
+        failures = 0
+        while True:
+            try:
+                value = call()
+            except DatabaseError as error:
+                # Retry point: an outage, not a failure of the work being written.
+                self.failed(doing, error)
+                failures += 1
+                if stop.wait(retry_delay(failures)) or time.monotonic() > give_up_at():
+                    raise GaveUp(f"the database was still away when {self.who} gave up {doing}") from error
+                continue
+            self.reached()
+            return value

@@ -14,6 +14,7 @@ recorded then. Every side loop is supervised, and the shutdown runs in a ``final
 import enum
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -23,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from orders import services
@@ -35,7 +36,7 @@ from pizzaq import conf
 from pizzaq.logformat import order_fields
 from workers import membership
 from workers.beacon import ChangeBeacon
-from workers.contact import DatabaseContact, retry_delay
+from workers.contact import DatabaseContact, GaveUp, retry_delay
 from workers.listener import Listener, listen_params
 from workers.ownership import owned_by, still_alive
 from workers.recorder import Recorder
@@ -63,17 +64,13 @@ class Fenced(Exception):
     """This run lost its order; whatever it did inside the completion transaction is undone."""
 
 
-class Over(Exception):
-    """The incarnation ended while an outcome still waited for the database."""
-
-
 class HandlerFailed(Exception):
     """The handler raised or returned what JSON cannot hold: this attempt failed. (Errors
     recording an outcome are not the handler's: they are retried until the database is back.)"""
 
-    def __init__(self, traceback_text: str):
+    def __init__(self, traceback_text: str, error: BaseException):
         super().__init__(traceback_text.strip().splitlines()[-1])
-        self.traceback = traceback_text
+        self.traceback, self.error = traceback_text, error
 
 
 def _call(handler, order: Order):
@@ -81,9 +78,17 @@ def _call(handler, order: Order):
     try:
         result = handler.func(order)
         json.dumps(result, allow_nan=False)
-    except BaseException:  # noqa: B036 - KeyboardInterrupt, SystemExit too: the attempt failed, the thread goes on
-        raise HandlerFailed(traceback.format_exc()) from None
+    except BaseException as error:  # noqa: B036 - KeyboardInterrupt, SystemExit too: the attempt failed, the thread goes on
+        raise HandlerFailed(traceback.format_exc(), error) from None
     return result
+
+
+def _lost_the_database(error: BaseException) -> bool:
+    """Whether ``error`` is the database going away under a run, rather than the run's own
+    fault (a statement of its own that timed out leaves the connection usable)."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    return connection.connection is None or not connection.is_usable()
 
 
 @dataclass(eq=False)
@@ -124,36 +129,39 @@ class Incarnation:
         self.recorder = Recorder(name, self._settle, self.contact, self.over)
         self.worker = None
         self.fenced_off = self.broken = False
-        # Writes waiting for the database are given up this long after a stop was asked.
-        self.give_up_at = float("inf")
+        # Writes waiting for the database are given up at this time (monotonic): a grace
+        # period after a stop was asked.
+        self.give_up_at = math.inf
         # When the last heartbeat that landed was sent (monotonic clock).
-        self.last_beat = time.monotonic()
+        self.last_beat = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> Ending:
         """Register, work until stopped or fenced off, shut down; why it ended."""
-        self.worker = self._until_done("registering", lambda: membership.register(self.name, self.concurrency))
-        if self.worker is None:
+        try:
+            self.worker = self._until_done("registering", lambda: membership.register(self.name, self.concurrency))
+        except GaveUp:
             return Ending.STOPPED
+        self.last_beat = time.monotonic()
         log.info("%s started: incarnation %d, concurrency %d, holding up to %d orders, pid %d", self.name,
                  self.worker.incarnation, self.concurrency, self.capacity, os.getpid())
         try:
             self._start_side_loops()
             self._loop()
         finally:
-            # Whatever ended the loop, even an error nobody foresaw, what is held goes back.
-            self._shut_down()
-            self.over.set()
-            self.recorder.stop()
-            for _ in range(self.concurrency):
-                self.ready.put(None)  # each order thread ends at its None, once its run is over
+            # Whatever ended the loop, even an error nobody foresaw, what is held goes back,
+            # and every part of this incarnation ends, even if shutting down failed too.
+            try:
+                self._shut_down()
+            finally:
+                self._end()
         return Ending.FENCED if self.fenced_off else Ending.BROKEN if self.broken else Ending.STOPPED
 
     def request_stop(self, reason: str) -> None:
         if not self.stopping.is_set():
             log.info("%s stopping (%s): no new claims", self.name, reason)
-            self.give_up_at = time.monotonic() + self.grace
+        self.give_up_at = min(self.give_up_at, time.monotonic() + self.grace)
         self.stopping.set()
         self.wake.set()
 
@@ -173,22 +181,16 @@ class Incarnation:
         for label, loop in loops.items():
             keep_running(label, loop, self.over, on_broken=self._break)
 
+    def _end(self) -> None:
+        self.over.set()
+        self.recorder.stop()
+        for _ in range(self.concurrency):
+            self.ready.put(None)  # each order thread ends at its None, once its run is over
+
     def _until_done(self, doing: str, write):
-        """``write()``'s value once the database takes it, retried with backoff while the
-        database is away; None if the incarnation is stopped or over first."""
-        failures = 0
-        while True:
-            try:
-                value = write()
-            except DatabaseError as error:
-                # Retry point: an outage, not a failure of the order or the worker.
-                self.contact.failed(doing, error)
-                failures += 1
-                if self.over.wait(retry_delay(failures)) or time.monotonic() > self.give_up_at:
-                    return None
-                continue
-            self.contact.reached()
-            return value
+        """``write()``'s value once the database takes it; GaveUp once the incarnation is
+        over, or a grace period after a stop was asked."""
+        return self.contact.until_done(doing, write, self.over, lambda: self.give_up_at)
 
     # --- the main loop -----------------------------------------------------------------
 
@@ -204,9 +206,12 @@ class Incarnation:
                 continue
             free = self.capacity - held
             try:
+                if failures:
+                    self._release_lost_claims()  # before claiming: every order held is in running
                 claimed = claim(free)
             except DatabaseError as error:
-                # Nothing was claimed (the claim is one statement). Reconnect and go on.
+                # Retry point. The claim is one statement: it took nothing, or it committed
+                # and its answer was lost (then its orders are given back once we are back).
                 self.contact.failed("claiming", error)
                 failures += 1
                 self.stopping.wait(retry_delay(failures))
@@ -220,6 +225,16 @@ class Incarnation:
             if len(claimed) < free:
                 self.wake.wait(poll)
 
+    def _release_lost_claims(self) -> None:
+        """Orders a claim took as the database went away, whose answer never came: the
+        database says this worker runs them, nobody here does. Give them back now (no try
+        used) rather than let their leases lapse. Claims are made on this thread only, so
+        every order this incarnation holds is in ``running``."""
+        released = services.release_unheld(self.name, set(self.running),
+                                           f"claimed by {self.name} as the database went away; its answer was lost")
+        if released:
+            log.warning("%s gave back %d orders claimed as the database went away", self.name, released)
+
     def _submit(self, order: Order) -> None:
         # The hot path: build the log fields only when the line will be written.
         if log.isEnabledFor(logging.INFO):
@@ -231,10 +246,10 @@ class Incarnation:
         self.ready.put(run)
 
     def _settle(self, run: Run, outcome=None, error=None) -> None:
-        """The run is over and its outcome recorded (or refused, or lost with ``error``)."""
+        """The run is over and its outcome recorded (or refused, or given up with ``error``)."""
         if error is not None:
-            # The outcome was not recorded: the order's lease lapses and it runs again.
-            log.error("%s could not record the outcome of order %s: %s", self.name, run.order.pk, error)
+            # Not recorded: the order's lease lapses (or it was moved already) and it runs again.
+            log.warning("%s gave up on order %s: %s", self.name, run.order.pk, error)
         elif outcome is not None:
             self._log_outcome(run, outcome)
         self.running.pop(run.token, None)
@@ -261,8 +276,8 @@ class Incarnation:
         while (run := self.ready.get()) is not None:
             try:
                 self._run_and_record(run)
-            except Over as over:
-                self._settle(run, error=over)
+            except GaveUp as gave_up:
+                self._settle(run, error=gave_up)
             except BaseException as error:  # noqa: B036 - the thread goes on; the run is given back
                 log.exception("%s: order %s broke its thread", self.name, run.order.pk)
                 try:
@@ -271,46 +286,54 @@ class Incarnation:
                     self._settle(run)  # never held for ever, its lease renewed by the heartbeat
 
     def _run_and_record(self, run: Run) -> None:
-        order = run.order
-        if not self._in_contact():
-            self._settle(run, error=Over("the worker lost contact with the database before it started"))
-            return
+        if not self._may_start_runs():
+            raise GaveUp("the worker lost touch with the database before the run could start")
         run.started, run.began = time.monotonic(), timezone.now()
+        order = run.order
         if order.expires_at is not None and run.began >= order.expires_at:
             self._settle(run, self._write("expiring an order", services.expire_unstarted, order))
             return
         try:
             outcome = self._run_handler(run)
         except HandlerFailed as failed:
-            run.elapsed = time.monotonic() - run.started
-            outcome = self._write("recording a failure", services.fail, order, failed.traceback,
-                                  started_at=run.began)
+            outcome = self._record_failure(run, failed)
         except Fenced as fenced:
             log.warning("%s discarded its result: %s", self.name, fenced, extra=order_fields(self.name, order))
+            outcome = None
             self._settle(run)
-            return
         except DatabaseError as error:
             # The completion transaction of an atomic handler did not commit (or we cannot
             # tell): its writes are undone, so the order goes back without using a try. The
             # fence refuses this if the commit did land after all.
             self.contact.failed("completing an order", error)
-            self._give_back(run, f"its completion did not reach the database: {error}")
-            return
-        if outcome is not None:  # None: the recorder has it and settles it once written
+            outcome = self._give_back(run, f"its completion did not reach the database: {error}")
+        if outcome is not None:  # None: settled already, or the recorder has it
             self._settle(run, outcome)
+
+    def _record_failure(self, run: Run, failed: HandlerFailed):
+        """The attempt failed: record it, unless what failed was the database under it (an
+        outage must not use up the order's tries): then it goes back, no try used."""
+        run.elapsed = time.monotonic() - run.started
+        if _lost_the_database(failed.error):
+            self.contact.failed("running a handler", failed.error)
+            return self._give_back(run, f"the database went away under its handler: {failed}")
+        return self._write("recording a failure", services.fail, run.order, failed.traceback,
+                           started_at=run.began)
 
     def _write(self, doing: str, change, order: Order, *args, **kwargs):
         """A fenced change to ``order`` for this run, retried until the database takes it."""
-        outcome = self._until_done(doing, lambda: change(order, self.name, order.attempt, *args, **kwargs))
-        if outcome is None:
-            raise Over(f"the incarnation ended before {doing} reached the database")
-        return outcome
+        return self._until_done(doing, lambda: change(order, self.name, order.attempt, *args, **kwargs))
 
     def _give_back(self, run: Run, reason: str) -> None:
-        released = self._until_done("releasing an order", lambda: services.release(self.name, [run.token], reason))
-        self._settle(run, error=None if released is not None else Over(reason))
+        """Release the run's order (no try used) once the database takes it, and settle it."""
+        try:
+            self._until_done("releasing an order", lambda: services.release(self.name, [run.token], reason))
+        except GaveUp as gave_up:
+            return self._settle(run, error=gave_up)
+        log.warning("%s gave order %s back: %s", self.name, run.order.pk, reason)
+        self._settle(run)
 
-    def _in_contact(self) -> bool:
+    def _may_start_runs(self) -> bool:
         """Whether a run may start: this worker's last heartbeat is recent enough that it
         cannot have been declared dead since. While it is not (an outage, a partition) the
         run waits; False if the incarnation ends first (its runs would be refused)."""
@@ -324,24 +347,30 @@ class Incarnation:
     def _run_handler(self, run: Run):
         """Run the order's handler: its Outcome if it was recorded here (an atomic handler
         completes in its own transaction), None if it went to the recorder."""
-        order = run.order
-        try:
-            handler = get_handler(order.kind)
-        except UnknownKind as error:
-            raise HandlerFailed(f"UnknownKind: {error}") from None
+        handler = self._handler_of(run.order)
         if handler.visibility_timeout:
-            self._write("extending a lease", services.extend, order, handler.visibility_timeout)
-        if not handler.atomic:
-            result = _call(handler, order)
-            run.elapsed = time.monotonic() - run.started
-            self.recording[run.token] = run
-            if self._unfinished() <= self.refill_at:
-                self.wake.set()  # the claim loop may claim again while this is written
-            self.recorder.record(run, result)
-            return None
+            self._write("extending a lease", services.extend, run.order, handler.visibility_timeout)
+        if handler.atomic:
+            return self._run_atomic(run, handler)
+        result = _call(handler, run.order)
+        run.elapsed = time.monotonic() - run.started
+        self.recording[run.token] = run
+        if self._unfinished() <= self.refill_at:
+            self.wake.set()  # the claim loop may claim again while this is written
+        self.recorder.record(run, result)
+        return None
+
+    @staticmethod
+    def _handler_of(order: Order):
+        try:
+            return get_handler(order.kind)
+        except UnknownKind as error:
+            raise HandlerFailed(f"UnknownKind: {error}", error) from None
+
+    def _run_atomic(self, run: Run, handler):
         with transaction.atomic():
-            result = _call(handler, order)
-            outcome = services.complete(order, self.name, order.attempt, result, started_at=run.began)
+            result = _call(handler, run.order)
+            outcome = services.complete(run.order, self.name, run.order.attempt, result, started_at=run.began)
             if not outcome:
                 # Roll back the handler's writes too: another run owns this order now.
                 raise Fenced(outcome.message)
@@ -353,26 +382,32 @@ class Incarnation:
     def _heartbeat_loop(self) -> None:
         interval = conf.get().heartbeat_interval
         failures = 0
-        while not self.over.wait(retry_delay(failures) if failures else interval):
+        due = time.monotonic() + interval
+        while not self.over.wait(max(0.0, due - time.monotonic())):
             sent = time.monotonic()
+            # Beats go out at a fixed rate, so a slow one does not push the next one later.
+            due = sent + interval
             try:
-                alive = membership.heartbeat(self.worker)
-                if alive:
-                    self.last_beat = sent
-                    self._renew_leases()
-                    self.beacon.mark()
+                alive = self._beat(sent)
             except DatabaseError as error:
                 # Retry point: a heartbeat that cannot land is tried again soon, so the
                 # worker is heard again as soon as the database is back.
                 self.contact.failed("heartbeating", error)
                 failures += 1
+                due = time.monotonic() + retry_delay(failures)
                 continue
             failures = 0
             self.contact.reached()
             if not alive:
-                self._fenced()
-                return
-        close_old_connections()
+                return self._fenced()
+
+    def _beat(self, sent: float) -> bool:
+        alive = membership.heartbeat(self.worker)
+        if alive:
+            self.last_beat = sent
+            self._renew_leases()
+            self.beacon.mark()
+        return alive
 
     def _fenced(self) -> None:
         self.fenced_off = True
@@ -397,20 +432,28 @@ class Incarnation:
             services.renew_leases(self.name, tokens, seconds)
 
     def _shut_down(self) -> None:
-        self.stopping.set()
+        """Give back what is held and leave, within a grace period however the database is."""
+        self.request_stop("shutting down")
         if self.fenced_off:
             # Its runs were requeued when it was declared dead; their late results would be
             # refused, so there is nothing to wait for.
             self._drain_ready()
             return
-        self._until_done("stopping", lambda: membership.mark_stopping(self.worker))
+        self._try_to("mark itself stopping", lambda: membership.mark_stopping(self.worker))
         self._release_unstarted()
-        if not self._settled_within(self.grace):
+        if not self._settled_by(self.give_up_at):
             log.warning("%s: %d orders still running after %.0f s grace; releasing them", self.name,
                         len(self.running), self.grace)
         reason = "broken: a part kept failing" if self.broken else "stopped"
-        self._until_done("leaving", lambda: membership.deregister(self.worker, reason))
+        self._try_to("leave", lambda: membership.deregister(self.worker, reason))
         log.info("%s stopped", self.name)
+
+    def _try_to(self, doing: str, write) -> None:
+        """A shutdown step; if the database stays away, the notifier will do it instead."""
+        try:
+            self._until_done(doing, write)
+        except GaveUp as gave_up:
+            log.warning("%s did not %s: %s; the notifier will see to it", self.name, doing, gave_up)
 
     def _drain_ready(self) -> list[Run]:
         """Take the runs claimed ahead that no thread has started."""
@@ -427,15 +470,12 @@ class Incarnation:
     def _release_unstarted(self) -> None:
         """Orders claimed ahead that no thread has started go back to the queue now,
         for other workers to take, rather than after the grace period."""
-        unstarted = self._drain_ready()
-        if not unstarted:
-            return
-        released = self._until_done("releasing orders", lambda: services.release(
-            self.name, [run.token for run in unstarted], f"claimed ahead by {self.name}; not started before it stopped"))
-        log.info("%s released %d orders it had claimed but not started", self.name, released or 0)
+        if unstarted := self._drain_ready():
+            reason = f"claimed ahead by {self.name}; not started before it stopped"
+            self._try_to(f"release {len(unstarted)} orders it had claimed but not started", lambda: services.release(
+                self.name, [run.token for run in unstarted], reason))
 
-    def _settled_within(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
+    def _settled_by(self, deadline: float) -> bool:
         while self.running and time.monotonic() < deadline:
             time.sleep(0.02)
         return not self.running

@@ -17,7 +17,7 @@ def listen_params(using: str = "default") -> dict | None:
     """How to connect for LISTEN; None when it cannot be done (behind a transaction
     pooler with no direct URL given): then waiting work is found by polling."""
     if url := getattr(settings, "DATABASE_LISTEN_URL", ""):
-        return {"conninfo": url}
+        return {"conninfo": url, **getattr(settings, "DATABASE_CONNECTION_GUARDS", {})}
     if getattr(settings, "DATABASE_TRANSACTION_POOLER", False):
         return None
     return connections[using].get_connection_params()
@@ -35,7 +35,12 @@ class Listener:
         failures = 0
         while not self.stop.is_set():
             try:
-                self._listen()
+                with psycopg.connect(**self.params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {self.channel}")
+                    self.contact.reached()
+                    failures = 0
+                    self.wake.set()  # a notification may have come while we were away
+                    self._listen(conn)
             except psycopg.Error as error:
                 # Retry point: until the database is back, the claim loop polls.
                 self.contact.failed(f"LISTEN {self.channel}", error)
@@ -43,10 +48,7 @@ class Listener:
                 failures += 1
                 self.stop.wait(retry_delay(failures))
 
-    def _listen(self) -> None:
-        with psycopg.connect(**self.params, autocommit=True) as conn:
-            conn.execute(f"LISTEN {self.channel}")
-            self.wake.set()
-            while not self.stop.is_set():
-                for _ in conn.notifies(timeout=0.5):
-                    self.wake.set()
+    def _listen(self, conn) -> None:
+        while not self.stop.is_set():
+            for _ in conn.notifies(timeout=0.5):
+                self.wake.set()

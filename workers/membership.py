@@ -23,8 +23,15 @@ class NameTaken(RuntimeError):
     """Another live process already runs under this worker name."""
 
 
+def _this_host() -> str:
+    return conf.get().hostname or socket.gethostname()
+
+
 def _is_running_elsewhere(worker: Worker, now) -> bool:
-    return worker.is_live and worker.heartbeat_age(now) < conf.get().worker_timeout
+    # Our own live row is not a rival: a registration whose answer was lost, or an
+    # incarnation of ours that could not leave while the database was away.
+    ours = (worker.host, worker.pid) == (_this_host(), os.getpid())
+    return worker.is_live and not ours and worker.heartbeat_age(now) < conf.get().worker_timeout
 
 
 def register(name: str, concurrency: int = 1) -> Worker:
@@ -40,8 +47,8 @@ def register(name: str, concurrency: int = 1) -> Worker:
                 f"its last heartbeat was {worker.heartbeat_age(now):.1f} s ago"
             )
         if not created and worker.is_live:
-            # The previous incarnation went silent without being declared dead:
-            # its runs are lost with it, so their orders go back to the queue.
+            # The previous incarnation went silent without being declared dead (or is our
+            # own, gone): its runs are lost with it, so their orders go back to the queue.
             services.requeue_running_on(name, f"{name} restarted")
         _start_incarnation(worker, concurrency, now)
         changes = rebalance()
@@ -53,7 +60,7 @@ def register(name: str, concurrency: int = 1) -> Worker:
 
 def _start_incarnation(worker: Worker, concurrency: int, now) -> None:
     worker.incarnation += 1
-    worker.host, worker.pid, worker.concurrency = conf.get().hostname or socket.gethostname(), os.getpid(), concurrency
+    worker.host, worker.pid, worker.concurrency = _this_host(), os.getpid(), concurrency
     worker.status, worker.started_at, worker.last_heartbeat, worker.stopped_at = (
         WorkerStatus.ALIVE, now, now, None,
     )

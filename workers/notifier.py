@@ -17,7 +17,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from pizzaq import conf
 from workers import leadership
 from workers.events import record
 from workers.beacon import ChangeBeacon
-from workers.contact import DatabaseContact
+from workers.contact import RETRY_CAP, DatabaseContact
 from workers.membership import Death, declare_dead
 from workers.models import EventKind, QueueSample, Worker, WorkerStatus
 from workers.ownership import lock_membership, rebalance
@@ -49,9 +49,12 @@ class Notifier:
         self.tick_seconds = settings.heartbeat_interval / 2
         self.lease_seconds = settings.heartbeat_interval * 1.5
         self.worker_timeout = settings.worker_timeout
-        # A gap this long between two calls that reached the database breaks the contact
-        # (the notifier was cut off, or frozen, or a call hung).
-        self.contact_gap = settings.worker_timeout / 2
+        # A gap this long between two answers from the database breaks the contact (the
+        # notifier was cut off, frozen, or a call hung): short enough that a worker whose
+        # calls failed meanwhile has been heard again (a heartbeat, after a retry's backoff)
+        # before its silence counts, yet never below two ticks.
+        heard_again_within = self.worker_timeout - 2 * settings.heartbeat_interval - RETRY_CAP
+        self.contact_gap = max(2 * self.tick_seconds, min(self.worker_timeout / 2, heard_again_within))
         self.stopping = threading.Event()
         self.leading = False
         self.last_prune = self.last_sample = 0.0
@@ -70,9 +73,16 @@ class Notifier:
             started = time.monotonic()
             self.step()
             self.stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - started)))
-        if self.leading:
-            leadership.give_up(self.identity)
+        self._give_up_the_lead()
         log.info("notifier %s stopped", self.identity)
+
+    def _give_up_the_lead(self) -> None:
+        if not self.leading:
+            return
+        try:
+            leadership.give_up(self.identity)
+        except DatabaseError as error:
+            log.warning("notifier %s could not hand the lead over (%s); its lease lapses instead", self.identity, error)
 
     def step(self) -> None:
         """Hold (or take) the lead and, leading, tick; a failure is logged and tried again."""
@@ -80,16 +90,17 @@ class Notifier:
             if self._lead():
                 self.tick()
             self.contact.reached()
-        except DatabaseError as error:
+        except (OperationalError, InterfaceError) as error:
             # Retry point: the next step tries again; the contact starts over once it is back.
             self.contact_since = None
             self.contact.failed("leading", error)
         except Exception:
+            # A bug or a bad row, not an outage: the contact holds, the next tick goes on.
             log.exception("notifier %s: tick failed; trying again", self.identity)
         finally:
             close_old_connections()
 
-    def _in_contact(self) -> None:
+    def _heard_from_database(self) -> None:
         """The database answered just now: extend the unbroken contact, or start it anew."""
         now = time.monotonic()
         if self.contact_since is None or now - self.last_contact > self.contact_gap:
@@ -102,7 +113,7 @@ class Notifier:
     def may_judge_silence(self) -> bool:
         """Whether the leader has been in contact long enough to have heard every live
         worker's heartbeat (and lease renewal) since the contact began."""
-        self._in_contact()
+        self._heard_from_database()
         return time.monotonic() - self.contact_since >= self.worker_timeout
 
     def install_signal_handlers(self) -> None:
@@ -111,7 +122,7 @@ class Notifier:
 
     def _lead(self) -> bool:
         leading = leadership.hold_or_take(self.identity, self.lease_seconds)
-        self._in_contact()
+        self._heard_from_database()
         if leading and not self.leading:
             self.contact_since = time.monotonic()  # a new leader has heard nobody yet
             record(EventKind.LEADER, f"notifier {self.identity} is now the leader", actor=self.identity)
@@ -121,28 +132,47 @@ class Notifier:
         return leading
 
     def tick(self) -> None:
-        """One round of the leader's duties."""
-        changed = lapsed = 0
+        """One round of the leader's duties; after each, the database has answered again."""
+        changed = False
+        duties = [self.expire_overdue, self.close_orphaned_pins, self.repair_ownership, self.prune, self.sample]
         if self.may_judge_silence():
-            changed = self.bury_silent_workers()
-            if lapsed := services.requeue_lapsed():
-                log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
-        if expired := services.expire_overdue():
-            log.info("%d orders expired before they started", expired)
-        if closed := services.close_orphaned_pins(Worker.objects.live().values_list("name", flat=True)):
-            log.info("%d take-away orders failed: their shop is not open", closed)
-        changed = self.repair_ownership() or changed or lapsed or expired or closed
-        # One batch a tick at most, so a long prune never delays noticing a dead worker;
-        # a full batch means more is waiting, so the next tick prunes again.
-        if self._due("last_prune", PRUNE_EVERY) and (pruned := services.prune_finished(max_batches=1)):
-            log.info("pruned %d finished orders past retention", pruned)
-            if pruned >= services.PRUNE_BATCH:
-                self.last_prune = 0.0
-        if self._due("last_sample", SAMPLE_EVERY):
-            self.sample_queue()
-            changed = True
+            duties = [self.bury_silent_workers, self.requeue_lapsed, *duties]
+        for duty in duties:
+            changed = bool(duty()) or changed
+            self._heard_from_database()
         if changed:
             self.beacon.mark()
+
+    def requeue_lapsed(self) -> int:
+        if lapsed := services.requeue_lapsed():
+            log.info("%d orders whose lease lapsed were requeued or dead-lettered", lapsed)
+        return lapsed
+
+    def expire_overdue(self) -> int:
+        if expired := services.expire_overdue():
+            log.info("%d orders expired before they started", expired)
+        return expired
+
+    def close_orphaned_pins(self) -> int:
+        if closed := services.close_orphaned_pins(Worker.objects.live().values_list("name", flat=True)):
+            log.info("%d take-away orders failed: their shop is not open", closed)
+        return closed
+
+    def prune(self) -> int:
+        """One batch a tick at most, so a long prune never delays noticing a dead worker; a
+        full batch means more is waiting, so the next tick prunes again."""
+        if not self._due("last_prune", PRUNE_EVERY) or not (pruned := services.prune_finished(max_batches=1)):
+            return 0
+        log.info("pruned %d finished orders past retention", pruned)
+        if pruned >= services.PRUNE_BATCH:
+            self.last_prune = 0.0
+        return pruned
+
+    def sample(self) -> bool:
+        if not self._due("last_sample", SAMPLE_EVERY):
+            return False
+        self.sample_queue()
+        return True
 
     def _due(self, clock: str, every: float) -> bool:
         if time.monotonic() - getattr(self, clock) < every:
@@ -158,9 +188,8 @@ class Notifier:
         QueueSample.objects.filter(taken_at__lt=timezone.now() - SAMPLES_KEPT).delete()
 
     def bury_silent_workers(self) -> bool:
-        timeout = conf.get().worker_timeout
         now = timezone.now()
-        cutoff = now - timedelta(seconds=timeout)
+        cutoff = now - timedelta(seconds=self.worker_timeout)
         silent = Worker.objects.live().filter(last_heartbeat__lt=cutoff)
         buried = False
         for worker in silent:

@@ -5,15 +5,17 @@ A batch that cannot be written (the database is away) is kept and written again,
 backoff, until the database is back: the fence decides then whether each result still
 counts. Only when the incarnation is over are unwritten results given up."""
 
+import logging
 import queue
 import threading
 from typing import Callable
 
-from django.db import DatabaseError
 from django.utils import timezone
 
 from orders import services
-from workers.contact import DatabaseContact, retry_delay
+from workers.contact import DatabaseContact, GaveUp
+
+log = logging.getLogger("pizzaq.worker")
 
 MAX_BATCH = 500
 _STOP = object()
@@ -59,24 +61,23 @@ class Recorder:
         return True
 
     def _write_until_done(self) -> None:
-        failures = 0
-        while True:
-            try:
-                outcomes = services.complete_many(self.worker, [result for _, result in self.batch])
-                break
-            except DatabaseError as error:
-                # Retry point: the batch stays in hand until the database takes it.
-                self.contact.failed("recording results", error)
-                failures += 1
-                if self.over.wait(retry_delay(failures)):
-                    return self._give_up(error)
-        self.contact.reached()
+        results = [result for _, result in self.batch]
+        try:
+            outcomes = self.contact.until_done(
+                "recording results", lambda: services.complete_many(self.worker, results), self.over)
+        except GaveUp as gave_up:
+            # The incarnation is over: its leases lapse, and the orders run again elsewhere.
+            outcomes = {result.order.pk: gave_up for result in results}
         batch, self.batch = self.batch, []
         for run, result in batch:
-            self.settle(run, outcomes[result.order.pk])
+            self._settle_one(run, outcomes[result.order.pk])
 
-    def _give_up(self, error: DatabaseError) -> None:
-        """The incarnation is over: its leases lapse, and the orders run again elsewhere."""
-        batch, self.batch = self.batch, []
-        for run, _ in batch:
-            self.settle(run, error=error)
+    def _settle_one(self, run, outcome) -> None:
+        # One run's trouble must not leave the rest of the batch held for ever.
+        try:
+            if isinstance(outcome, GaveUp):
+                self.settle(run, error=outcome)
+            else:
+                self.settle(run, outcome)
+        except Exception:
+            log.exception("%s could not settle order %s", self.worker, run.order.pk)

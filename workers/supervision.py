@@ -45,7 +45,7 @@ def keep_running(label: str, loop, stop: threading.Event, on_broken=None) -> thr
                     on_broken(label)
                     return
                 log.exception("%s died; restarting it (death %d in a row)", label, deaths)
-                stop.wait(min(RESTART_CAP, RESTART_FIRST * 2 ** (deaths - 1)))
+                stop.wait(min(RESTART_CAP, RESTART_FIRST * 2 ** min(deaths - 1, 16)))
 
     thread = threading.Thread(target=supervise, name=label, daemon=True)
     thread.start()

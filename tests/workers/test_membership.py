@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 from orders.models import Order, Status
@@ -166,7 +167,8 @@ def test_a_new_leader_declares_nobody_dead_before_a_worker_timeout_of_its_own_co
 def test_after_an_outage_the_leader_waits_a_worker_timeout_before_judging_silence_or_leases(pizzaq_settings):
     pizzaq_settings(worker_timeout=5)
     register("S0")
-    [running] = claim("S0", 1) if place_order("noop") else []
+    place_order("noop")
+    [running] = claim("S0", 1)
     Order.objects.filter(pk=running.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     silence("S0")
     notifier = Notifier("N1")
@@ -181,6 +183,45 @@ def test_after_an_outage_the_leader_waits_a_worker_timeout_before_judging_silenc
     assert Order.objects.get(pk=running.pk).status == Status.RUNNING, "its lease was not renewable either"
     heard_for(notifier, seconds=5)
     notifier.tick()
+    assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
+
+
+# step() drops broken connections, as a notifier does: not inside a test's transaction.
+@pytest.mark.django_db(transaction=True)
+def test_a_notifier_that_loses_the_database_starts_its_contact_over(pizzaq_settings, monkeypatch):
+    pizzaq_settings(worker_timeout=5)
+    register("S0")
+    silence("S0")
+    notifier = Notifier("N1")
+    assert notifier._lead()
+    heard_for(notifier, seconds=60)
+
+    with monkeypatch.context() as outage:
+        outage.setattr(leadership, "hold_or_take", lambda *args: (_ for _ in ()).throw(OperationalError("gone")))
+        notifier.step()
+    notifier.step()
+
+    assert Worker.objects.get(name="S0").status == WorkerStatus.ALIVE, "it waits a worker timeout of contact"
+    heard_for(notifier, seconds=5)
+    notifier.step()
+    assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
+
+
+# step() drops broken connections, as a notifier does: not inside a test's transaction.
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_that_is_not_an_outage_keeps_the_contact(pizzaq_settings, monkeypatch):
+    pizzaq_settings(worker_timeout=5)
+    register("S0")
+    notifier = Notifier("N1")
+    assert notifier._lead()
+    heard_for(notifier, seconds=60)
+    with monkeypatch.context() as bug:
+        bug.setattr(notifier, "expire_overdue", lambda: (_ for _ in ()).throw(IntegrityError("a bad row")))
+        notifier.step()
+    silence("S0")
+
+    notifier.step()
+
     assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
 
 

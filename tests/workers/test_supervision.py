@@ -5,9 +5,11 @@ import itertools
 import threading
 
 import pytest
+from django.db import OperationalError
 from django.tasks import TaskResultStatus
 
 from orders import services
+from orders.claiming import Claim
 from orders.models import Order, Status
 from orders.services import OrderSpec, place_order, place_orders
 from tests import tasks
@@ -105,15 +107,16 @@ def test_a_recorder_that_dies_is_restarted_and_writes_the_results_it_held(start_
     assert Worker.objects.get(name="S0").incarnation == 1
 
 
-def test_a_heartbeat_loop_that_dies_is_restarted_and_the_worker_goes_on(start_worker, monkeypatch, caplog):
+def test_a_heartbeat_loop_that_dies_is_restarted_and_the_worker_goes_on(start_worker, monkeypatch, caplog, tmp_path):
     monkeypatch.setattr(membership, "heartbeat", fail_first(3, membership.heartbeat))
+    held = place_order("append", {"path": str(tmp_path / "evidence"), "seconds": 1.5})
     start_worker()
     wait_for(lambda: caplog.text.count("S0-heartbeat died; restarting it") == 3, message="three deaths")
     beat = Worker.objects.get(name="S0").last_heartbeat
 
     wait_for(lambda: Worker.objects.get(name="S0").last_heartbeat > beat, message="heartbeats again")
     orders = place_orders([OrderSpec("noop") for _ in range(5)])
-    wait_for(lambda: statuses(orders) == [Status.DONE] * 5, message="later orders to be done")
+    wait_for(lambda: statuses([held, *orders]) == [Status.DONE] * 6, message="the held and later orders done")
     assert Worker.objects.get(name="S0").incarnation == 1
 
 
@@ -143,3 +146,34 @@ def test_a_force_failed_worker_moves_nothing_twice_and_rejoins_after_its_back_of
     later = place_order("append", {"path": str(path), "seconds": 0})
     wait_for(lambda: statuses([later]) == [Status.DONE], message="the new incarnation to make orders")
     assert appended(path) == [(str(later.pk), 1, __import__("os").getpid())]
+
+
+def test_an_order_whose_handler_loses_the_database_goes_back_without_using_a_try(start_worker):
+    order = place_order("lose_the_database_once", max_attempts=1)
+    start_worker()
+
+    wait_for(lambda: statuses([order]) == [Status.DONE], message="the order to be done on its second run")
+
+    order.refresh_from_db()
+    assert [h["outcome"] for h in order.history] == ["released", "done"]
+    assert "the database went away under its handler" in order.history[0]["error"]
+
+
+def test_a_claim_whose_answer_was_lost_gives_its_orders_back_at_once(start_worker, monkeypatch):
+    real = Claim.__call__
+    answers = itertools.count()
+
+    def answer_lost_once(claim, limit):
+        claimed = real(claim, limit)
+        if claimed and next(answers) == 0:
+            raise OperationalError("server closed the connection unexpectedly")  # it committed all the same
+        return claimed
+
+    monkeypatch.setattr(Claim, "__call__", answer_lost_once)
+    order = place_order("noop", max_attempts=1)
+    start_worker()
+
+    # Long before its 30 s lease could lapse.
+    wait_for(lambda: statuses([order]) == [Status.DONE], timeout=10, message="the order to be done")
+    order.refresh_from_db()
+    assert [h["outcome"] for h in order.history] == ["released", "done"] and order.attempt == 2

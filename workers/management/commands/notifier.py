@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from workers.contact import limit_statement_time
+from workers.contact import limit_server_waits
 from workers.notifier import Notifier
 
 
@@ -12,7 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--identity", default=None, help="Name in the leader lease (default host:pid)")
 
     def handle(self, *args, identity, **options):
-        limit_statement_time()
+        limit_server_waits()
         notifier = Notifier(identity)
         notifier.install_signal_handlers()
         notifier.run()

@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.contact import limit_statement_time
+from workers.contact import limit_server_waits
 from workers.membership import NameTaken
 from workers.runner import Runner
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
             raise CommandError("--prefetch must be 0 or more")
         if rejoin_delay is not None and rejoin_delay < 0:
             raise CommandError("--rejoin-delay must be 0 or more")
-        limit_statement_time()
+        limit_server_waits()
         runner = Runner(name, concurrency, grace, prefetch, exit_when_fenced=exit_when_fenced,
                         rejoin_delay=rejoin_delay)
         runner.install_signal_handlers()
