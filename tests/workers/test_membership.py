@@ -186,18 +186,28 @@ def test_after_an_outage_the_leader_waits_a_worker_timeout_before_judging_silenc
     assert Worker.objects.get(name="S0").status == WorkerStatus.DEAD
 
 
-# step() drops broken connections, as a notifier does: not inside a test's transaction.
-@pytest.mark.django_db(transaction=True)
-def test_a_notifier_that_loses_the_database_starts_its_contact_over(pizzaq_settings, monkeypatch):
+def leader_long_in_contact(pizzaq_settings) -> Notifier:
+    """A leading notifier that has heard the database for a minute, and a worker S0."""
     pizzaq_settings(worker_timeout=5)
     register("S0")
-    silence("S0")
     notifier = Notifier("N1")
     assert notifier._lead()
     heard_for(notifier, seconds=60)
+    return notifier
+
+
+def raising(error: Exception):
+    return lambda *args: (_ for _ in ()).throw(error)
+
+
+# step() drops broken connections, as a notifier does: not inside a test's transaction.
+@pytest.mark.django_db(transaction=True)
+def test_a_notifier_that_loses_the_database_starts_its_contact_over(pizzaq_settings, monkeypatch):
+    notifier = leader_long_in_contact(pizzaq_settings)
+    silence("S0")
 
     with monkeypatch.context() as outage:
-        outage.setattr(leadership, "hold_or_take", lambda *args: (_ for _ in ()).throw(OperationalError("gone")))
+        outage.setattr(leadership, "hold_or_take", raising(OperationalError("gone")))
         notifier.step()
     notifier.step()
 
@@ -210,13 +220,9 @@ def test_a_notifier_that_loses_the_database_starts_its_contact_over(pizzaq_setti
 # step() drops broken connections, as a notifier does: not inside a test's transaction.
 @pytest.mark.django_db(transaction=True)
 def test_a_database_error_that_is_not_an_outage_keeps_the_contact(pizzaq_settings, monkeypatch):
-    pizzaq_settings(worker_timeout=5)
-    register("S0")
-    notifier = Notifier("N1")
-    assert notifier._lead()
-    heard_for(notifier, seconds=60)
+    notifier = leader_long_in_contact(pizzaq_settings)
     with monkeypatch.context() as bug:
-        bug.setattr(notifier, "expire_overdue", lambda: (_ for _ in ()).throw(IntegrityError("a bad row")))
+        bug.setattr(notifier, "expire_overdue", raising(IntegrityError("a bad row")))
         notifier.step()
     silence("S0")
 
