@@ -7,13 +7,14 @@ import signal
 import time
 
 import pytest
+from django.db import connection
 
 from orders.models import Order, Status
 from orders.routing import bucket_for
 from orders.services import OrderSpec, place_order, place_orders
-from pizzaq import conf
+from orders import conf
 from tests.conftest import wait_for
-from tests.handlers import completions, create_completions_table
+from tests.handlers import COMPLETIONS_TABLE, completions, create_completions_table
 from workers import leadership
 from workers.models import Bucket, Event, EventKind, Worker, WorkerStatus
 
@@ -87,6 +88,14 @@ def chaos_drain(processes, **env):
     assert any(event.data["moved"] for event in deaths)
 
 
+def inside_the_record_handler() -> bool:
+    """Whether a ``record`` run has written its row and sleeps in its open transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                       f" AND query LIKE 'INSERT INTO {COMPLETIONS_TABLE}%%'")
+        return cursor.fetchone()[0] == 1
+
+
 def freeze_while_another_takes_over(processes, **worker_options):
     """S0 bakes an order and is frozen (SIGSTOP) until S1 has made it; then thawed."""
     create_completions_table()
@@ -96,7 +105,8 @@ def freeze_while_another_takes_over(processes, **worker_options):
     processes.worker("S1", concurrency=1, **FAST)
     wait_for(alive("S1"))
     order = place_order("record", {"seconds": 3}, routing_key=routing_key_owned_by("S0"))
-    wait_for(lambda: order_status(order) == (Status.RUNNING, "S0", 1), message="S0 baking")
+    wait_for(lambda: order_status(order) == (Status.RUNNING, "S0", 1), message="S0 to claim it")
+    wait_for(inside_the_record_handler, message="S0 baking")
 
     frozen.send_signal(signal.SIGSTOP)
     wait_for(lambda: order_status(order) == (Status.DONE, "S1", 2), timeout=30, message="S1 to take over")
