@@ -16,7 +16,7 @@ from orders import ratelimit, services, tokens
 from orders.nesting import nests_deeper
 from orders.models import Order, Status
 from orders.specs import OrderRejected, OrderSpec, check_client_kind
-from pizzaq import conf
+from orders import conf
 
 log = logging.getLogger("pizzaq.api")
 

@@ -8,7 +8,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self):
-        from pizzaq import conf
+        from orders import conf
 
         # Importing a handler module registers its kinds.
         for module in conf.get().handler_modules:

@@ -16,7 +16,7 @@ from psycopg.types.datetime import TimestamptzLoader
 
 from orders.models import Order, Status
 from orders.prepared import prepared_cursor
-from pizzaq import conf
+from orders import conf
 
 # Stands for "now" while the statement is compiled; found again by identity among the
 # compiled parameters, where each claim binds its own time.

@@ -38,7 +38,7 @@ class PizzaqConf:
     # incarnation (runworker --exit-when-fenced exits instead).
     rejoin_delay: float = 3.0
     # Modules whose import registers order handlers (orders.tasks_backend: Django tasks).
-    handler_modules: tuple = ("orders.menu", "orders.tasks_backend")
+    handler_modules: tuple = ("orders.tasks_backend",)
     # Largest page the list API returns.
     max_page_size: int = 200
     # Orders one API token (or staff session) may place per rate_window seconds.

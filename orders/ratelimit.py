@@ -8,7 +8,7 @@ import time
 
 from django.core.cache import cache
 
-from pizzaq import conf
+from orders import conf
 
 
 def take(client_key: str, orders: int = 1) -> float:

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from pizzaq import conf
+from orders import conf
 from orders.claiming import Claim
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status

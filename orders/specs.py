@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pizzaq import conf
+from orders import conf
 from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
 from orders.models import MAX_PRIORITY, MIN_PRIORITY, Order, Status

@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from pizzaq.conf import PizzaqConf, overrides_from_environ
+from orders.conf import PizzaqConf, overrides_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "pizzaq-development-only-secret-key-change-me"
@@ -40,6 +40,8 @@ if env.bool("SECURE_PROXY_SSL", default=False):
 INSTALLED_APPS = [
     "workers",
     "orders",
+    # This project itself: the dashboard's templates and the demo's commands.
+    "pizzaq",
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -140,7 +142,9 @@ def _connection_guards() -> dict:
     }
 
 
-PIZZAQ = overrides_from_environ()
+# The demo's menu of handlers (bake, noop, flaky, ...) is this project's, on top of the
+# apps' own default (Django tasks).
+PIZZAQ = {"handler_modules": ("pizzaq.menu", "orders.tasks_backend"), **overrides_from_environ()}
 # PgBouncer in transaction mode (or any transaction pooler) between us and PostgreSQL: no
 # prepared statements, no startup options, and LISTEN goes to DATABASE_LISTEN_URL (the
 # server itself) or, without one, workers poll.
@@ -182,8 +186,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "line": {"()": "pizzaq.logformat.LineFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "pizzaq.logformat.JsonFormatter"},
+        "line": {"()": "orders.logformat.LineFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "orders.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": env.str("PIZZAQ_LOG_FORMAT", default="line")},

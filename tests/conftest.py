@@ -153,4 +153,4 @@ def fast_password_hashing(settings):
 # The failover tests' handlers, registered here and in every process the tests start.
 import tests.handlers  # noqa: E402,F401
 
-TEST_HANDLER_MODULES = "orders.menu,orders.tasks_backend,tests.handlers"
+TEST_HANDLER_MODULES = "pizzaq.menu,orders.tasks_backend,tests.handlers"

@@ -1,8 +1,41 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from pizzaq.dashboard import actions
+from orders.admin import OrderAdmin
+from orders.models import Order
+from workers import actions
 from workers.models import Bucket, Event, Worker
+
+
+class OperatedOrderAdmin(OrderAdmin):
+    """Orders, with what people do to them. The admin is a screen like the dashboard: its
+    actions go through the same permission check, services and audit trail."""
+
+    actions = ["retry_orders", "cancel_orders", "requeue_orders"]
+
+    def _apply(self, request, queryset, action: str):
+        for order_id in queryset.values_list("pk", flat=True):
+            result = actions.perform(request.user, action, str(order_id))
+            self.message_user(request, result.message, messages.SUCCESS if result.ok else messages.WARNING)
+
+    def has_operate_permission(self, request):
+        return actions.may_operate(request.user)
+
+    @admin.action(description="Retry the selected dead orders", permissions=["operate"])
+    def retry_orders(self, request, queryset):
+        self._apply(request, queryset, "retry")
+
+    @admin.action(description="Cancel the selected queued or dead orders", permissions=["operate"])
+    def cancel_orders(self, request, queryset):
+        self._apply(request, queryset, "cancel")
+
+    @admin.action(description="Requeue the selected running, expired or cancelled orders", permissions=["operate"])
+    def requeue_orders(self, request, queryset):
+        self._apply(request, queryset, "requeue")
+
+
+admin.site.unregister(Order)
+admin.site.register(Order, OperatedOrderAdmin)
 
 
 @admin.register(Worker)

@@ -32,8 +32,8 @@ from orders.claiming import Claim
 from orders.handlers import UnknownKind, get_handler
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL
-from pizzaq import conf
-from pizzaq.logformat import order_fields
+from orders import conf
+from orders.logformat import order_fields
 from workers import membership
 from workers.beacon import ChangeBeacon
 from workers.contact import DatabaseContact, GaveUp, retry_delay

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from orders import conf
 from workers.models import NotifierLease
 
 LEASE_ROW = 1
@@ -33,3 +34,20 @@ def give_up(identity: str) -> None:
 def current_leader():
     """(holder, expires_at) of the lease, or None if no notifier ever ran."""
     return NotifierLease.objects.filter(pk=LEASE_ROW).values_list("holder", "expires_at").first()
+
+
+def leader_problem(now=None) -> str:
+    """'' if a notifier led recently, else why no one watches the workers.
+
+    Recently: its lease ran out no longer than a worker timeout ago, which leaves a
+    standby the time it needs to take over."""
+    now = now or timezone.now()
+    lease = current_leader()
+    if lease is None or not lease[0]:
+        return "no notifier leader has ever been seen: start manage.py notifier"
+    holder, expires_at = lease
+    silent = (now - expires_at).total_seconds()
+    if silent > conf.get().worker_timeout:
+        return (f"no notifier leader seen for {silent:.0f} s (the last was {holder}): "
+                "dead workers are not being detected")
+    return ""

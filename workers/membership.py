@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.services import Outcome
-from pizzaq import conf
+from orders import conf
 from workers.events import record
 from workers.models import LIVE, EventKind, Worker, WorkerStatus
 from workers.ownership import describe_moves, lock_membership, queued_orders_following, rebalance

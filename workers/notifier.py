@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.models import Order, Status
-from pizzaq import conf
+from orders import conf
 from workers import leadership
 from workers.events import record
 from workers.beacon import ChangeBeacon

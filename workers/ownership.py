@@ -11,7 +11,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from orders.models import Order, Status
-from pizzaq import conf
+from orders import conf
 from workers.hashring import HashRing
 from workers.models import Bucket, Worker, WorkerStatus
 

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 
-from pizzaq import conf
+from orders import conf
 from workers.incarnation import DEFAULT_PREFETCH_PER_THREAD, Ending, Incarnation
 from workers.membership import NameTaken
 

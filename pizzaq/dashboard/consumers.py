@@ -3,8 +3,9 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from pizzaq.dashboard import actions, bridge
+from pizzaq.dashboard import bridge
 from pizzaq.dashboard.snapshot import snapshot
+from workers import actions
 
 FORBIDDEN = 4403
 

@@ -1,6 +1,5 @@
 """Selectors: everything the dashboard shows, read in one go. Reads only; no writes."""
 
-from collections import Counter
 from datetime import timedelta
 
 from django.db.models import Count
@@ -10,8 +9,9 @@ from django.utils import timezone
 
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
-from pizzaq import conf
-from workers.models import Bucket, Event, QueueSample, Worker
+from orders import conf
+from workers.models import Bucket, QueueSample
+from workers.selectors import iso, queue_summary, recent_events, worker_rows
 
 WINDOW = timedelta(minutes=15)
 RECENT_ORDERS = 50
@@ -19,27 +19,12 @@ RECENT_EVENTS = 40
 DEAD_LETTERS = 25
 
 
-def _iso(moment):
-    return moment.isoformat() if moment else None
-
-
 def order_row(order: Order) -> dict:
     return {
         "id": str(order.id), "url": reverse("dashboard-order", args=[order.id]), "kind": order.kind,
         "status": order.status, "priority": order.priority, "worker": order.worker,
         "attempt": order.attempt, "error": order.last_error.strip().splitlines()[-1] if order.last_error else "",
-        "created_at": _iso(order.created_at), "finished_at": _iso(order.finished_at),
-    }
-
-
-def summary() -> dict:
-    by_status = dict(Order.objects.values_list("status").annotate(n=Count("id")))
-    by_priority = (
-        Order.objects.filter(status=Status.QUEUED).values_list("priority").annotate(n=Count("id")).order_by("-priority")
-    )
-    return {
-        "by_status": {status: by_status.get(status, 0) for status in Status.values},
-        "queued_by_priority": [[priority, n] for priority, n in by_priority],
+        "created_at": iso(order.created_at), "finished_at": iso(order.finished_at),
     }
 
 
@@ -51,31 +36,10 @@ def charts(now) -> dict:
         .annotate(minute=TruncMinute("finished_at")).values_list("minute").annotate(n=Count("id")).order_by("minute")
     )
     return {
-        "since": _iso(since), "now": _iso(now),
-        "queue_depth": [[_iso(at), queued] for at, queued in depth],
-        "done_per_minute": [[_iso(minute), n] for minute, n in done],
+        "since": iso(since), "now": iso(now),
+        "queue_depth": [[iso(at), queued] for at, queued in depth],
+        "done_per_minute": [[iso(minute), n] for minute, n in done],
     }
-
-
-def workers(now, owners: dict[int, str]) -> list[dict]:
-    running = Counter(dict(Order.objects.filter(status=Status.RUNNING).values_list("worker").annotate(n=Count("id"))))
-    done = Counter(dict(Order.objects.filter(status=Status.DONE).values_list("worker").annotate(n=Count("id"))))
-    queued_by_bucket = Order.objects.filter(status=Status.QUEUED, pinned_to="").values_list("bucket").annotate(n=Count("id"))
-    queued = Counter(dict(
-        Order.objects.filter(status=Status.QUEUED).exclude(pinned_to="").values_list("pinned_to").annotate(n=Count("id"))
-    ))
-    for bucket, n in queued_by_bucket:
-        queued[owners.get(bucket, "")] += n
-    buckets = Counter(owners.values())
-    return [
-        {
-            "name": w.name, "status": w.status, "incarnation": w.incarnation, "host": w.host, "pid": w.pid,
-            "concurrency": w.concurrency,
-            "heartbeat_age": round(w.heartbeat_age(now), 1), "running": running[w.name],
-            "queued": queued[w.name], "buckets": buckets[w.name], "done": done[w.name],
-        }
-        for w in Worker.objects.order_by("name")
-    ]
 
 
 def ring(owners: dict[int, str]) -> dict:
@@ -83,13 +47,6 @@ def ring(owners: dict[int, str]) -> dict:
     names = sorted({owner for owner in owners.values() if owner})
     index = {name: i for i, name in enumerate(names)}
     return {"owners": names, "buckets": [index.get(owners.get(b, ""), -1) for b in range(conf.get().buckets)]}
-
-
-def events() -> list[dict]:
-    return [
-        {"at": _iso(e.created_at), "kind": e.kind, "worker": e.worker, "actor": e.actor, "message": e.message}
-        for e in Event.objects.order_by("-created_at", "-id")[:RECENT_EVENTS]
-    ]
 
 
 def recent_orders(status: str = "", kind: str = "") -> list[dict]:
@@ -110,7 +67,7 @@ def snapshot(status: str = "", kind: str = "") -> dict:
     now = timezone.now()
     owners = dict(Bucket.objects.values_list("number", "owner"))
     return {
-        "at": _iso(now), "summary": summary(), "charts": charts(now), "workers": workers(now, owners),
-        "ring": ring(owners), "events": events(), "orders": recent_orders(status, kind),
+        "at": iso(now), "summary": queue_summary(), "charts": charts(now), "workers": worker_rows(now, owners),
+        "ring": ring(owners), "events": recent_events(RECENT_EVENTS), "orders": recent_orders(status, kind),
         "dead": dead_letters(), "kinds": registered_kinds(),
     }

@@ -12,7 +12,7 @@ from orders.api import api_error, rate_limited
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
 from orders.specs import OrderRejected, check_client_kind
-from pizzaq.dashboard import actions
+from workers import actions
 
 
 @staff_member_required

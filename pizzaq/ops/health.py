@@ -2,9 +2,7 @@
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.utils import timezone
 
-from pizzaq import conf
 from workers import leadership
 
 
@@ -28,28 +26,11 @@ def check_migrations() -> str:
     return f"{len(plan)} migrations not applied ({names}): run manage.py migrate"
 
 
-def check_notifier(now=None) -> str:
-    """'' if a notifier led recently, else why no one watches the workers.
-
-    Recently: its lease ran out no longer than a worker timeout ago, which leaves a
-    standby the time it needs to take over."""
-    now = now or timezone.now()
-    lease = leadership.current_leader()
-    if lease is None or not lease[0]:
-        return "no notifier leader has ever been seen: start manage.py notifier"
-    holder, expires_at = lease
-    silent = (now - expires_at).total_seconds()
-    if silent > conf.get().worker_timeout:
-        return (f"no notifier leader seen for {silent:.0f} s (the last was {holder}): "
-                "dead workers are not being detected")
-    return ""
-
-
 def readiness() -> dict:
     """Each check with ok and, when not ok, a reason. Without the database nothing else
     can be checked."""
     checks = {"database": check_database()}
     if not checks["database"]:
         checks["migrations"] = check_migrations()
-        checks["notifier"] = check_notifier()
+        checks["notifier"] = leadership.leader_problem()
     return {name: {"ok": True} if not reason else {"ok": False, "reason": reason} for name, reason in checks.items()}

@@ -8,7 +8,7 @@ import pytest
 
 from orders.models import Order, Status
 from orders.services import place_order
-from pizzaq.logformat import JsonFormatter, LineFormatter, order_fields
+from orders.logformat import JsonFormatter, LineFormatter, order_fields
 from tests.conftest import wait_for
 
 FAST = {"PIZZAQ_POLL_INTERVAL": "0.2", "PIZZAQ_HEARTBEAT_INTERVAL": "0.5"}

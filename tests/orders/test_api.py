@@ -11,7 +11,7 @@ from orders import services, tokens
 from orders.models import ApiToken, Order, Status
 from orders.services import claim, complete, place_order
 from orders.tokens import create_token
-from pizzaq import conf
+from orders import conf
 from tests.orders.test_place import count_from_another_connection
 
 

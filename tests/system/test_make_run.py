@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from orders.routing import bucket_for
-from pizzaq.conf import PizzaqConf
+from orders.conf import PizzaqConf
 from tests.conftest import ROOT, wait_for
 from tests.system.procs import alive, descendants, free_port
 

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.services import OrderRejected, OrderSpec, place_orders
-from pizzaq.ops.progress import progress_bar
+from orders.progress import progress_bar
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from orders.compaction import rebuild_indexes
 
 from orders.models import Order
 from orders.services import prune_finished
-from pizzaq import conf
-from pizzaq.ops.progress import progress_bar
+from orders import conf
+from orders.progress import progress_bar
 
 
 class Command(BaseCommand):

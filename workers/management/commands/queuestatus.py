@@ -8,10 +8,9 @@ from rich.live import Live
 from rich.table import Table
 
 from orders.models import Status
-from pizzaq.dashboard import snapshot
-from pizzaq.ops.health import check_notifier
 from workers import leadership
 from workers.models import Bucket
+from workers.selectors import queue_summary, recent_events, worker_rows
 
 RECENT_EVENTS = 10
 
@@ -48,17 +47,17 @@ def queue_view() -> Group:
     """The whole screen: one read of the database, drawn as tables."""
     now = timezone.now()
     owners = dict(Bucket.objects.values_list("number", "owner"))
-    summary = snapshot.summary()
+    summary = queue_summary()
     return Group(
         f"[bold]pizzaq[/bold] at {now:%Y-%m-%d %H:%M:%S} UTC   {leader_line(now)}",
         orders_table(summary),
-        workers_table(snapshot.workers(now, owners)),
-        events_table(snapshot.events()[:RECENT_EVENTS]),
+        workers_table(worker_rows(now, owners)),
+        events_table(recent_events(RECENT_EVENTS)),
     )
 
 
 def leader_line(now) -> str:
-    if problem := check_notifier(now):
+    if problem := leadership.leader_problem(now):
         return f"[red]{problem}[/red]"
     return f"notifier leader: [bold]{leadership.current_leader()[0]}[/bold]"
 
