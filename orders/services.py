@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from orders import conf
 from orders.claiming import Claim
+from orders.fence import held_by, held_sql, held_tokens
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
 from orders.notify import notify_after_commit
@@ -62,7 +63,7 @@ def claim(worker: str, limit: int = 1, *, buckets=None, alive=None) -> list[Orde
 
 def _holding(order: Order, worker: str, attempt: int):
     """The order's row, if and only if (worker, attempt) still holds it."""
-    return Order.objects.filter(pk=order.pk, status=Status.RUNNING, worker=worker, attempt=attempt)
+    return Order.objects.filter(held_by(worker, attempt), pk=order.pk)
 
 
 def _fenced_message(order: Order, worker: str, attempt: int) -> str:
@@ -133,7 +134,7 @@ def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
         " FROM unnest(%s::uuid[], %s::integer[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
         " AS v(id, attempt, result, started, finished, ended)"
         # The fence, per order: still running, still ours, still this attempt.
-        " WHERE o.id = v.id AND o.status = %s AND o.worker = %s AND o.attempt = v.attempt RETURNING o.id"
+        f" WHERE o.id = v.id AND {held_sql('o', '%s', 'v.attempt')} RETURNING o.id"
     )
     columns = (
         [run.order.pk for run in finished], [run.order.attempt for run in finished],
@@ -143,7 +144,7 @@ def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
         [run.finished_at.isoformat() for run in finished],  # ended, as AppendAttempt writes it
     )
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [Status.DONE, "done", "", *columns, Status.RUNNING, worker])
+        cursor.execute(sql, [Status.DONE, "done", "", *columns, worker])
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -196,14 +197,6 @@ def extend(order: Order, worker: str, attempt: int, seconds: float) -> Outcome:
     )
 
 
-def _held(worker: str, tokens) -> Q:
-    """The rows ``worker``'s runs still hold, given as (order id, attempt) fencing tokens."""
-    held = Q()
-    for order_id, attempt in tokens:
-        held |= Q(pk=order_id, attempt=attempt)
-    return held & Q(status=Status.RUNNING, worker=worker)
-
-
 def renew_leases(worker: str, tokens, seconds: float) -> int:
     """Push the leases of ``worker``'s runs ``seconds`` ahead in one UPDATE; a run that
     lost its order renews nothing."""
@@ -211,7 +204,7 @@ def renew_leases(worker: str, tokens, seconds: float) -> int:
     if not tokens:
         return 0
     lease = timezone.now() + timedelta(seconds=seconds)
-    return Order.objects.filter(_held(worker, tokens)).update(lease_expires_at=lease)
+    return Order.objects.filter(held_tokens(worker, tokens)).update(lease_expires_at=lease)
 
 
 def release(worker: str, tokens, reason: str) -> int:
@@ -222,7 +215,7 @@ def release(worker: str, tokens, reason: str) -> int:
         return 0
     now = timezone.now()
     with transaction.atomic():
-        released = Order.objects.filter(_held(worker, tokens)).update(
+        released = Order.objects.filter(held_tokens(worker, tokens)).update(
             **_requeue_fields(now, "released", reason)
         )
         if released:

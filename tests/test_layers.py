@@ -42,3 +42,41 @@ def test_an_import_that_runs_uphill_is_found(tmp_path):
     module = tmp_path / "module.py"
     module.write_text("def later():\n    from pizzaq.dashboard import views\nimport workers.models as w\n")
     assert imported_packages(module) == {"pizzaq", "workers"}
+
+
+FENCE_HOME = "orders/fence.py"
+
+
+def fence_copies(path: Path) -> list[int]:
+    """Lines of ``path`` that spell the fence condition out themselves: a filter on status,
+    worker and attempt together, or SQL testing worker and attempt."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and _condition(node.func) and {"status", "worker", "attempt"} <= {
+                k.arg for k in node.keywords}:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            sql = node.value.replace(" ", "")
+            if "worker=" in sql and "attempt=" in sql and ("WHERE" in sql or "AND" in sql):
+                lines.append(node.lineno)
+    return lines
+
+
+def _condition(func) -> bool:
+    """Whether a call builds a condition (filter, exclude, get, Q), not a change (update)."""
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name in ("filter", "exclude", "get", "Q")
+
+
+def test_the_fence_condition_is_written_in_its_home_only():
+    sources = [path for package in ("orders", "workers") for path in (ROOT / package).rglob("*.py")
+               if "migrations" not in path.parts]
+    copies = {str(path.relative_to(ROOT)): found for path in sources if (found := fence_copies(path))}
+    assert set(copies) == {FENCE_HOME}, f"the fence is written outside {FENCE_HOME}: {copies}"
+
+
+def test_a_second_copy_of_the_fence_is_found(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text('Order.objects.filter(status="running", worker=w, attempt=a)\n'
+                      'SQL = "WHERE o.worker = %s AND o.attempt = v.attempt"\n')
+    assert fence_copies(module) == [1, 2]

@@ -1,23 +1,19 @@
 """A consistent-hash ring with virtual nodes: buckets -> worker names.
 
-Pure Python, no Django. Positions come from blake2b, so every process on every host
-computes the same ring. Removing a node moves exactly that node's buckets; adding one
+Pure Python, no Django. Positions come from the same stable hash as buckets, so every
+process on every host computes the same ring. Removing a node moves exactly that node's buckets; adding one
 moves buckets only to the newcomer.
 """
 
 import bisect
-import hashlib
+
+from orders.routing import stable_hash as _position
 
 DEFAULT_VNODES = 160
 
 
-def _position(label: str) -> int:
-    return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "big")
-
-
 class HashRing:
     def __init__(self, nodes=(), vnodes: int = DEFAULT_VNODES):
-        self.vnodes = vnodes
         self.nodes = frozenset(nodes)
         points = sorted((_position(f"{node}#{i}"), node) for node in self.nodes for i in range(vnodes))
         self._positions = [position for position, _ in points]

@@ -121,11 +121,14 @@ class Notifier:
             signal.signal(signum, lambda *_: self.stopping.set())
 
     def _lead(self) -> bool:
-        leading = leadership.hold_or_take(self.identity, self.lease_seconds)
+        # The lease and the event that says who took it commit together.
+        with transaction.atomic():
+            leading = leadership.hold_or_take(self.identity, self.lease_seconds)
+            if leading and not self.leading:
+                record(EventKind.LEADER, f"notifier {self.identity} is now the leader", actor=self.identity)
         self._heard_from_database()
         if leading and not self.leading:
             self.contact_since = time.monotonic()  # a new leader has heard nobody yet
-            record(EventKind.LEADER, f"notifier {self.identity} is now the leader", actor=self.identity)
         elif self.leading and not leading:
             log.warning("notifier %s lost the leadership", self.identity)
         self.leading = leading
