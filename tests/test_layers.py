@@ -80,3 +80,16 @@ def test_a_second_copy_of_the_fence_is_found(tmp_path):
     module.write_text('Order.objects.filter(status="running", worker=w, attempt=a)\n'
                       'SQL = "WHERE o.worker = %s AND o.attempt = v.attempt"\n')
     assert fence_copies(module) == [1, 2]
+
+
+def calls_to(path: Path, name: str) -> list[int]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and (getattr(node.func, "id", None) == name or getattr(node.func, "attr", None) == name)]
+
+
+def test_every_membership_change_goes_through_its_one_home():
+    # Taking the membership lock is what a membership change starts with.
+    takers = {str(path.relative_to(ROOT)): lines for path in (ROOT / "workers").rglob("*.py")
+              if (lines := calls_to(path, "lock_membership"))}
+    assert list(takers) == ["workers/membership.py"] and len(takers["workers/membership.py"]) == 1, takers

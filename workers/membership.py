@@ -1,7 +1,8 @@
 """Joining, heartbeating, leaving and dying: the membership of worker processes.
 
-Every change runs under the membership lock, rebalances the buckets in the same
-transaction, and writes an Event there, so the audit trail shows only what committed.
+Every change goes through ``change_membership``, the one home of the rule: under the
+membership lock, the change, the buckets following the ring, and the Event that records
+it, in one transaction, so the audit trail (and the log) show only what committed.
 """
 
 import os
@@ -17,6 +18,25 @@ from orders import conf
 from workers.events import record
 from workers.models import LIVE, EventKind, Worker, WorkerStatus
 from workers.ownership import describe_moves, lock_membership, queued_orders_following, rebalance
+
+
+def change_membership(make, describe):
+    """Make one membership change: ``make()`` changes the workers' rows (a falsy result:
+    there was nothing to change, and nothing else happens), then the buckets follow the
+    ring, and ``describe(made, moves)`` gives the Event's fields (None: nothing to record).
+    Returns ``(made, event)``."""
+    with transaction.atomic():
+        lock_membership()  # one change at a time: two rebalances never interleave
+        if not (made := make()):
+            return made, None
+        event = describe(made, rebalance())
+        if event is not None:
+            event = record(**event)
+        return made, event
+
+
+def _moves(changes) -> str:
+    return describe_moves(changes, queued_orders_following(changes))
 
 
 class NameTaken(RuntimeError):
@@ -37,24 +57,26 @@ def _is_running_elsewhere(worker: Worker, now) -> bool:
 def register(name: str, concurrency: int = 1) -> Worker:
     """Join as ``name``: a new row, or a new incarnation of a worker that left or died.
     The newcomer takes its share of the buckets at once."""
+    worker, _ = change_membership(lambda: _join(name, concurrency), lambda worker, changes: {
+        "kind": EventKind.JOINED, "worker": name, "data": {"buckets": sorted(changes)},
+        "message": f"{name} joined (incarnation {worker.incarnation}, {worker.host} pid {worker.pid}, "
+                   f"concurrency {concurrency}); took {len(changes)} buckets"})
+    return worker
+
+
+def _join(name: str, concurrency: int) -> Worker:
     now = timezone.now()
-    with transaction.atomic():
-        lock_membership()
-        worker, created = Worker.objects.select_for_update().get_or_create(name=name)
-        if not created and _is_running_elsewhere(worker, now):
-            raise NameTaken(
-                f"worker {name} is already running on {worker.host} (pid {worker.pid}); "
-                f"its last heartbeat was {worker.heartbeat_age(now):.1f} s ago"
-            )
-        if not created and worker.is_live:
-            # The previous incarnation went silent without being declared dead (or is our
-            # own, gone): its runs are lost with it, so their orders go back to the queue.
-            services.requeue_running_on(name, f"{name} restarted")
-        _start_incarnation(worker, concurrency, now)
-        changes = rebalance()
-        record(EventKind.JOINED, f"{name} joined (incarnation {worker.incarnation}, {worker.host} pid "
-               f"{worker.pid}, concurrency {concurrency}); took {len(changes)} buckets",
-               worker=name, data={"buckets": sorted(changes)})
+    worker, created = Worker.objects.select_for_update().get_or_create(name=name)
+    if not created and _is_running_elsewhere(worker, now):
+        raise NameTaken(
+            f"worker {name} is already running on {worker.host} (pid {worker.pid}); "
+            f"its last heartbeat was {worker.heartbeat_age(now):.1f} s ago"
+        )
+    if not created and worker.is_live:
+        # The previous incarnation went silent without being declared dead (or is our
+        # own, gone): its runs are lost with it, so their orders go back to the queue.
+        services.requeue_running_on(name, f"{name} restarted")
+    _start_incarnation(worker, concurrency, now)
     return worker
 
 
@@ -79,30 +101,27 @@ def heartbeat(worker: Worker) -> bool:
 
 def mark_stopping(worker: Worker) -> bool:
     """A stopping worker claims nothing new, so its buckets go to the others now."""
-    with transaction.atomic():
-        lock_membership()
-        stopping = _this_incarnation(worker).update(status=WorkerStatus.STOPPING)
-        if stopping and (changes := rebalance()):
-            record(EventKind.REASSIGNED, f"{worker.name} is stopping: "
-                   + describe_moves(changes, queued_orders_following(changes)),
-                   worker=worker.name, data={"buckets": sorted(changes)})
+    stopping, _ = change_membership(
+        lambda: _this_incarnation(worker).update(status=WorkerStatus.STOPPING),
+        lambda _, changes: changes and {"kind": EventKind.REASSIGNED, "worker": worker.name,
+                                        "message": f"{worker.name} is stopping: " + _moves(changes),
+                                        "data": {"buckets": sorted(changes)}} or None)
     return bool(stopping)
 
 
 def deregister(worker: Worker, reason: str) -> bool:
-    """Leave cleanly: whatever still runs here goes back to the queue first."""
-    with transaction.atomic():
-        lock_membership()
-        left = _this_incarnation(worker).update(status=WorkerStatus.LEFT, stopped_at=timezone.now())
-        if not left:
-            # Fenced off already: our orders were moved and the name may be reused.
-            return False
-        released = services.requeue_running_on(worker.name, f"{worker.name} left: {reason}")
-        changes = rebalance()
-        record(EventKind.LEFT, f"{worker.name} left ({reason}); {released} running orders released; "
-               + describe_moves(changes, queued_orders_following(changes)),
-               worker=worker.name, data={"released": released, "buckets": sorted(changes)})
-    return True
+    """Leave cleanly: whatever still runs here goes back to the queue first. False if it
+    was fenced off already (its orders were moved, and the name may be reused)."""
+
+    def leave():
+        if not _this_incarnation(worker).update(status=WorkerStatus.LEFT, stopped_at=timezone.now()):
+            return None
+        return {"released": services.requeue_running_on(worker.name, f"{worker.name} left: {reason}")}
+
+    left, _ = change_membership(leave, lambda left, changes: {
+        "kind": EventKind.LEFT, "worker": worker.name, "data": {**left, "buckets": sorted(changes)},
+        "message": f"{worker.name} left ({reason}); {left['released']} running orders released; " + _moves(changes)})
+    return bool(left)
 
 
 @dataclass(frozen=True)
@@ -120,22 +139,26 @@ def declare_dead(name: str, death: Death, *, silent_since=None) -> Outcome:
 
     With ``silent_since``, only if its last heartbeat is still that old (a heartbeat
     that lands first wins, and the worker lives)."""
-    with transaction.atomic():
-        lock_membership()
+
+    def bury():
         victim = Worker.objects.filter(name=name, status__in=LIVE)
         if silent_since is not None:
             victim = victim.filter(last_heartbeat__lt=silent_since)
         if not victim.update(status=WorkerStatus.DEAD, stopped_at=timezone.now()):
-            return Outcome(False, f"worker {name} is not alive" if silent_since is None else f"{name} is alive")
-        closed = services.close_pinned(name)
-        requeued = services.requeue_running_on(name, death.reason)
-        changes = rebalance()
+            return None
+        return {"closed": services.close_pinned(name), "requeued": services.requeue_running_on(name, death.reason)}
+
+    def describe(counts, changes):
         moved = queued_orders_following(changes)
-        message = (f"{death.reason}: declared dead; {requeued} running orders requeued, "
-                   f"{closed} pinned orders closed; " + describe_moves(changes, moved))
-        record(death.kind, message, worker=name, actor=death.actor, data={
-            "requeued": requeued, "closed": closed, "moved": dict(moved), "buckets": sorted(changes)})
-    return Outcome(True, message)
+        return {"kind": death.kind, "worker": name, "actor": death.actor,
+                "data": {**counts, "moved": dict(moved), "buckets": sorted(changes)},
+                "message": f"{death.reason}: declared dead; {counts['requeued']} running orders requeued, "
+                           f"{counts['closed']} pinned orders closed; " + describe_moves(changes, moved)}
+
+    buried, event = change_membership(bury, describe)
+    if not buried:
+        return Outcome(False, f"worker {name} is not alive" if silent_since is None else f"{name} is alive")
+    return Outcome(True, event.message)
 
 
 def force_fail(name: str, actor: str) -> Outcome:

@@ -28,9 +28,8 @@ from workers import leadership
 from workers.events import record
 from workers.beacon import ChangeBeacon
 from workers.contact import RETRY_CAP, DatabaseContact
-from workers.membership import Death, declare_dead
+from workers.membership import Death, change_membership, declare_dead
 from workers.models import EventKind, QueueSample, Worker, WorkerStatus
-from workers.ownership import lock_membership, rebalance
 from workers.supervision import keep_running
 
 log = logging.getLogger("pizzaq.notifier")
@@ -209,9 +208,7 @@ class Notifier:
         between a membership change and its rebalance."""
         if not Worker.objects.filter(status=WorkerStatus.ALIVE).exists():
             return False
-        with transaction.atomic():
-            lock_membership()
-            if changes := rebalance():
-                record(EventKind.REASSIGNED, f"{len(changes)} buckets reassigned to match the ring",
-                       actor=self.identity, data={"buckets": sorted(changes)})
-        return bool(changes)
+        _, event = change_membership(lambda: True, lambda _, changes: changes and {
+            "kind": EventKind.REASSIGNED, "actor": self.identity, "data": {"buckets": sorted(changes)},
+            "message": f"{len(changes)} buckets reassigned to match the ring"} or None)
+        return event is not None
