@@ -127,10 +127,6 @@ class Order(models.Model):
     def __str__(self):
         return f"{self.kind} {self.id} ({self.status})"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED
-
 
 _ATTNAMES = tuple(field.attname for field in Order._meta.concrete_fields)
 

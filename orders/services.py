@@ -27,7 +27,7 @@ from orders.specs import OrderRejected, OrderSpec
 from orders.tally import record_pruned
 
 __all__ = [
-    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "claim", "RunResult", "complete",
+    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "RunResult", "complete",
     "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
     "requeue_lapsed", "requeue_running_on", "release", "release_unheld", "close_pinned", "close_orphaned_pins",
     "renew_leases", "prune_finished", "backoff_delay",
@@ -47,15 +47,6 @@ class Outcome:
 
     def __bool__(self) -> bool:
         return self.won
-
-
-# --- claiming --------------------------------------------------------------------------
-
-
-def claim(worker: str, limit: int = 1, *, buckets=None, alive=None) -> list[Order]:
-    """Atomically take up to ``limit`` ready orders, highest priority first (see
-    ``orders.claiming.Claim``, which a worker keeps to claim again and again)."""
-    return Claim(worker, buckets=buckets, alive=alive)(limit)
 
 
 # --- finishing an attempt (fenced) -----------------------------------------------------

@@ -145,9 +145,6 @@ class OrderBuilder:
         self.now = now
         self.settings = conf.get()
 
-    def __call__(self, spec: OrderSpec) -> Order:
-        return Order(*self.row(spec))
-
     def row(self, spec: OrderSpec) -> tuple:
         """The new order's column values, in Order's field order."""
         now, settings = self.now, self.settings

@@ -81,7 +81,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Bucket)
 class BucketAdmin(ReadOnlyAdmin):
-    list_display = ["number", "owner", "epoch", "changed_at"]
+    list_display = ["number", "owner", "changed_at"]
     list_filter = ["owner"]
 
 

@@ -90,8 +90,7 @@ class Bucket(models.Model):
 
     number = models.IntegerField(primary_key=True)
     owner = models.CharField(max_length=100, blank=True, default="")
-    # Bumped whenever the owner changes.
-    epoch = models.IntegerField(default=0)
+    # When the owner last changed.
     changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,13 +1,13 @@
 """Bucket ownership: the ring of alive workers decides, the Bucket table remembers.
 
-Only the buckets whose owner changes are written (epoch bumped). Every rebalance runs
+Only the buckets whose owner changes are written. Every rebalance runs
 under one lock, so two of them never interleave.
 """
 
 from collections import Counter, defaultdict
 
 from django.db import connection
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
 from orders.models import Order, Status
@@ -61,7 +61,7 @@ def rebalance() -> dict[int, tuple[str, str]]:
         if bucket in current:  # rows created just now already carry their owner
             by_new_owner[new].append(bucket)
     for owner, buckets in by_new_owner.items():
-        Bucket.objects.filter(number__in=buckets).update(owner=owner, epoch=F("epoch") + 1, changed_at=now)
+        Bucket.objects.filter(number__in=buckets).update(owner=owner, changed_at=now)
     return changes
 
 

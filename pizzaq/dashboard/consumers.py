@@ -5,7 +5,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from pizzaq.dashboard import bridge
 from pizzaq.dashboard.snapshot import snapshot
-from workers import actions
 
 FORBIDDEN = 4403
 
@@ -26,21 +25,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(bridge.GROUP, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        """The browser changes its recent-orders filter, or acts (with the same
-        permission check as the HTTP actions)."""
+        """The browser changes its recent-orders filter. (It acts through the HTTP views,
+        which check the same permission.)"""
         if not isinstance(content, dict):
             return
         if isinstance(content.get("filter"), dict):
             wanted = content["filter"]
             self.filters = {key: str(wanted.get(key) or "")[:100] for key in ("status", "kind")}
             await self.send_snapshot()
-        elif "action" in content:
-            await self.act(str(content["action"]), str(content.get("target", "")))
-
-    async def act(self, action: str, target: str):
-        result = await database_sync_to_async(actions.perform)(self.scope["user"], action, target)
-        await self.send_json({"type": "action", "action": action, "target": target,
-                              "status": result.status, "message": result.message})
 
     async def dashboard_changed(self, message):
         await self.send_snapshot()

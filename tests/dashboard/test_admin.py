@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from orders.models import Order, Status
-from orders.services import claim, fail, place_order
+from orders.services import fail, place_order
+from tests.claims import claim
 
 pytestmark = pytest.mark.django_db
 

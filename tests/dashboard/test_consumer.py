@@ -115,37 +115,6 @@ async def test_the_recent_orders_filter_applies_to_later_snapshots(staff):
     await socket.disconnect()
 
 
-async def test_staff_without_the_act_permission_get_403_over_the_websocket(staff):
-    await database_sync_to_async(register)("S0")
-    order = await database_sync_to_async(place_order)("noop")
-    socket = communicator(staff)
-    await socket.connect()
-    await socket.receive_json_from(timeout=5)
-
-    answers = []
-    for action, target in [("force_fail", "S0"), ("cancel", str(order.id)), ("retry", str(order.id))]:
-        await socket.send_json_to({"action": action, "target": target})
-        answers.append(await next_message_of_type(socket, "action"))
-
-    assert [answer["status"] for answer in answers] == [403, 403, 403]
-    worker = await database_sync_to_async(Worker.objects.get)(name="S0")
-    assert worker.status == "alive"
-    await socket.disconnect()
-
-
-async def test_operators_act_over_the_websocket(staff):
-    await database_sync_to_async(grant_operate)(staff)
-    order = await database_sync_to_async(place_order)("noop")
-    socket = communicator(await database_sync_to_async(get_user_model().objects.get)(pk=staff.pk))
-    await socket.connect()
-    await socket.receive_json_from(timeout=5)
-
-    await socket.send_json_to({"action": "cancel", "target": str(order.id)})
-
-    answer = await next_message_of_type(socket, "action")
-    assert answer["status"] == 200 and "cancelled" in answer["message"]
-
-
 async def next_message_of_type(socket, kind, timeout=5.0):
     while True:
         message = await socket.receive_json_from(timeout=timeout)
@@ -157,16 +126,3 @@ def grant_operate(user):
     from django.contrib.auth.models import Permission
 
     user.user_permissions.add(Permission.objects.get(codename="operate_queue"))
-
-
-async def test_a_malformed_order_id_over_the_websocket_is_a_clear_404(staff):
-    await database_sync_to_async(grant_operate)(staff)
-    socket = communicator(await database_sync_to_async(get_user_model().objects.get)(pk=staff.pk))
-    await socket.connect()
-    await socket.receive_json_from(timeout=5)
-
-    await socket.send_json_to({"action": "cancel", "target": "not-an-id"})
-
-    answer = await next_message_of_type(socket, "action")
-    assert answer["status"] == 404 and answer["message"] == "no order not-an-id"
-    await socket.disconnect()

@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from orders.models import Order, Status
-from orders.services import claim, fail, place_order
+from orders.services import fail, place_order
+from tests.claims import claim
 from workers.membership import register
 from workers.models import Event, EventKind, Worker, WorkerStatus
 

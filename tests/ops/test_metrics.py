@@ -5,7 +5,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orders.models import Order, Status
-from orders.services import OrderSpec, claim, complete, fail, place_order, place_orders, prune_finished
+from orders.services import OrderSpec, complete, fail, place_order, place_orders, prune_finished
+from tests.claims import claim
 from tests.ops.helpers import parse_metrics, sample
 from workers import leadership
 from workers.membership import force_fail, register

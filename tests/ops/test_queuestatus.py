@@ -6,7 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from orders.services import OrderSpec, claim, complete, place_orders
+from orders.services import OrderSpec, complete, place_orders
+from tests.claims import claim
 from workers import leadership
 from workers.membership import force_fail, register
 

@@ -9,9 +9,10 @@ from django.db import OperationalError
 
 from orders import services, tokens
 from orders.models import ApiToken, Order, Status
-from orders.services import claim, complete, place_order
+from orders.services import complete, place_order
 from orders.tokens import create_token
 from orders import conf
+from tests.claims import claim
 from tests.orders.test_place import count_from_another_connection
 
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from orders.claiming import Claim
 from orders.models import Order, Status
-from orders.services import OrderSpec, claim, place_order, place_orders
+from orders.services import OrderSpec, place_order, place_orders
+from tests.claims import claim
 
 
 @pytest.mark.django_db

@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from orders.models import Order, Status
 from orders.services import (
-    RunResult, backoff_delay, cancel, claim, complete, complete_many, expire_overdue, extend, fail, place_order,
+    RunResult, backoff_delay, cancel, complete, complete_many, expire_overdue, extend, fail, place_order,
     prune_finished, requeue, requeue_lapsed, requeue_running_on, retry,
 )
+from tests.claims import claim
 
 
 def moment(text: str) -> datetime:

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from orders.handlers import get_handler
 from orders.models import Order, Status
-from orders.services import claim, place_order
+from orders.services import place_order
+from tests.claims import claim
 from workers.incarnation import Fenced, Incarnation, Run
 
 

@@ -5,7 +5,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from orders.services import RunResult, claim, complete_many, place_order
+from orders.services import RunResult, complete_many, place_order
+from tests.claims import claim
 from tests.conftest import run_python
 
 

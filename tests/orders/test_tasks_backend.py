@@ -19,9 +19,10 @@ from django.utils import timezone
 from orders.handlers import get_handler
 from orders.ids import uuid7
 from orders.models import Order
-from orders.services import cancel, claim, complete, fail, place_order, requeue_lapsed, requeue_running_on
+from orders.services import cancel, complete, fail, place_order, requeue_lapsed, requeue_running_on
 from orders.tasks_backend import TASK_KIND, OrderFailed, PizzaqBackend
 from tests import tasks
+from tests.claims import claim
 
 BACKENDS = {
     "pizzaq": "orders.tasks_backend.PizzaqBackend",

@@ -8,7 +8,8 @@ from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 from orders.models import Order, Status
-from orders.services import OrderSpec, claim, complete, place_order, place_orders
+from orders.services import OrderSpec, complete, place_order, place_orders
+from tests.claims import claim
 from workers import leadership
 from workers.hashring import HashRing
 from workers.membership import Death, declare_dead, force_fail, heartbeat, register

@@ -5,7 +5,8 @@ waits for a thread never runs."""
 import signal
 
 from orders.models import Order, Status
-from orders.services import OrderSpec, claim, place_orders
+from orders.services import OrderSpec, place_orders
+from tests.claims import claim
 from tests.conftest import wait_for
 from tests.handlers import completions, create_completions_table
 from workers.models import Worker, WorkerStatus

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from orders.models import Order, Status
-from orders.services import claim, expire_overdue, place_order
+from orders.services import expire_overdue, place_order
+from tests.claims import claim
 from tests.conftest import database_url, run_python, wait_for
 from workers.models import Event, EventKind, Worker, WorkerStatus
 
