@@ -22,6 +22,7 @@ DEAD_LETTERS = 25
 def order_row(order: Order) -> dict:
     return {
         "id": str(order.id), "url": reverse("dashboard-order", args=[order.id]), "kind": order.kind,
+        "retry_url": reverse("dashboard-retry", args=[order.id]), "cancel_url": reverse("dashboard-cancel", args=[order.id]),
         "status": order.status, "priority": order.priority, "worker": order.worker,
         "attempt": order.attempt, "error": order.last_error.strip().splitlines()[-1] if order.last_error else "",
         "created_at": iso(order.created_at), "finished_at": iso(order.finished_at),
@@ -40,6 +41,11 @@ def charts(now) -> dict:
         "queue_depth": [[iso(at), queued] for at, queued in depth],
         "done_per_minute": [[iso(minute), n] for minute, n in done],
     }
+
+
+def with_fail_urls(workers: list[dict]) -> list[dict]:
+    """Each worker row with the address of its Force-fail button."""
+    return [{**row, "fail_url": reverse("dashboard-fail-worker", args=[row["name"]])} for row in workers]
 
 
 def ring(owners: dict[int, str]) -> dict:
@@ -67,7 +73,7 @@ def snapshot(status: str = "", kind: str = "") -> dict:
     now = timezone.now()
     owners = dict(Bucket.objects.values_list("number", "owner"))
     return {
-        "at": iso(now), "summary": queue_summary(), "charts": charts(now), "workers": worker_rows(now, owners),
+        "at": iso(now), "summary": queue_summary(), "charts": charts(now), "workers": with_fail_urls(worker_rows(now, owners)),
         "ring": ring(owners), "events": recent_events(RECENT_EVENTS), "orders": recent_orders(status, kind),
         "dead": dead_letters(), "kinds": registered_kinds(),
     }

@@ -5,6 +5,7 @@ import json
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from orders import services
@@ -73,7 +74,8 @@ def place(request):
         order = services.place_order(kind, payload, **options)
     except OrderRejected as rejected:
         return api_error(400, rejected.code, rejected.message, rejected.field)
-    return JsonResponse({"id": str(order.id), "status": order.status, "url": f"/orders/{order.id}"}, status=202)
+    return JsonResponse({"id": str(order.id), "status": order.status,
+                         "url": reverse("dashboard-order", args=[order.id])}, status=202)
 
 
 ERROR_CODES = {403: "forbidden", 404: "not_found", 409: "conflict"}

@@ -80,7 +80,7 @@ function renderSeries(target, points, since, now, asBars) {
 function workerRow(worker) {
   const live = worker.status === "alive" || worker.status === "stopping";
   const action = canOperate && live
-    ? el("button", { type: "button", class: "danger", "aria-label": `Force-fail ${worker.name}`, onclick: () => forceFail(worker.name) }, "Force-fail")
+    ? el("button", { type: "button", class: "danger", "aria-label": `Force-fail ${worker.name}`, onclick: () => forceFail(worker) }, "Force-fail")
     : "";
   return el("tr", { "data-worker": worker.name },
     el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${colourOf(worker.name)}` }), worker.name),
@@ -131,8 +131,8 @@ function orderRow(order) {
 
 function deadRow(order) {
   const actions = canOperate ? el("span", {},
-    el("button", { type: "button", onclick: () => act(`/dashboard/orders/${order.id}/retry`) , "aria-label": `Retry order ${order.id}` }, "Retry"), " ",
-    el("button", { type: "button", class: "secondary", onclick: () => act(`/dashboard/orders/${order.id}/cancel`), "aria-label": `Cancel order ${order.id}` }, "Cancel")) : "";
+    el("button", { type: "button", onclick: () => act(order.retry_url), "aria-label": `Retry order ${order.id}` }, "Retry"), " ",
+    el("button", { type: "button", class: "secondary", onclick: () => act(order.cancel_url), "aria-label": `Cancel order ${order.id}` }, "Cancel")) : "";
   return el("tr", { "data-order": order.id }, el("td", {}, orderLink(order)), el("td", {}, order.kind),
     el("td", { class: "error-text" }, order.error), el("td", {}, String(order.attempt)), el("td", {}, actions));
 }
@@ -150,9 +150,9 @@ function render(data) {
 
 // --- actions --------------------------------------------------------------------------
 
-async function forceFail(name) {
-  if (!window.confirm(`Force-fail ${name}? Its running orders move to other shops and the process is fenced off.`)) return;
-  const { ok, data } = await post(`/dashboard/workers/${encodeURIComponent(name)}/fail`);
+async function forceFail(worker) {
+  if (!window.confirm(`Force-fail ${worker.name}? Its running orders move to other shops; the shop rejoins by itself after a few seconds.`)) return;
+  const { ok, data } = await post(worker.fail_url);
   if (!ok) window.alert(data.error ? data.error.message : "Force-fail failed");
 }
 

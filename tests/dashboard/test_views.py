@@ -6,6 +6,7 @@ from django.contrib.auth.models import Permission
 
 from orders.models import Order, Status
 from orders.services import fail, place_order
+from pizzaq.dashboard.snapshot import snapshot
 from tests.claims import claim
 from workers.membership import register
 from workers.models import Event, EventKind, Worker, WorkerStatus
@@ -112,6 +113,17 @@ def test_operators_retry_and_cancel_and_each_action_is_recorded_with_who(operato
 
     actions = list(Event.objects.filter(kind=EventKind.ACTION).values_list("actor", "message"))
     assert len(actions) == 2 and all(actor == "olga" for actor, _ in actions)
+
+
+def test_the_snapshot_gives_each_button_the_address_it_posts_to(operator):
+    register("S0")
+    order = dead_order()
+    state = snapshot()
+
+    [dead] = state["dead"]
+    assert operator.post(dead["retry_url"]).json()["ok"] and Order.objects.get(pk=order.pk).status == Status.QUEUED
+    [shop] = state["workers"]
+    assert operator.post(shop["fail_url"]).json()["ok"] and Worker.objects.get(name="S0").status == WorkerStatus.DEAD
 
 
 def test_operators_force_fail_a_worker(operator):
