@@ -194,6 +194,9 @@ LOGGING = {
     },
     "loggers": {
         "pizzaq": {"handlers": ["console"], "level": env("PIZZAQ_LOG_LEVEL", default="INFO")},
+        # psycopg warns once more, unformatted, when the database goes away under a claim's
+        # pipeline ("error ignored terminating Pipeline"); pizzaq's own line already says so.
+        "psycopg": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
 
