@@ -73,7 +73,7 @@ def test_a_database_crash_under_load_loses_nothing_runs_nothing_twice_and_buries
         processes, private_postgres, tmp_path):
     url = migrated_database(private_postgres)
     evidence = tmp_path / "evidence"
-    place_appends(url, evidence, 2500, seconds=0.05)
+    place_appends(url, evidence, 3000, seconds=0.05)
     # And orders whose handler writes to the database in its completion transaction, with
     # one try each: an outage under them must not use it up.
     with psycopg.connect(url) as conn:
@@ -89,13 +89,13 @@ def test_a_database_crash_under_load_loses_nothing_runs_nothing_twice_and_buries
         private_postgres.start()
     place_appends(url, evidence, 100, seconds=0)  # orders placed after the outages are made too
 
-    wait_for(lambda: done(url) == 3100, timeout=120, interval=0.5, message="all 3,100 orders done")
+    wait_for(lambda: done(url) == 3600, timeout=120, interval=0.5, message="all 3,600 orders done")
     runs = [(order, attempt) for order, attempt, _ in appended(evidence)]
     assert len(runs) == len(set(runs)), "no (order, attempt) ran twice"
     # Nor any order: no claim was lost for good, no result was given up.
-    assert len({order for order, _ in runs}) == len(runs) == 2600, "every pizza was made once"
+    assert len({order for order, _ in runs}) == len(runs) == 3100, "every pizza was made once"
     finals = set(rows(url, "SELECT id::text, attempt FROM orders_order WHERE kind = 'append'"))
-    assert len(finals) == 2600 and finals <= set(runs), "every order's final attempt was a run that happened"
+    assert len(finals) == 3100 and finals <= set(runs), "every order's final attempt was a run that happened"
     committed = rows(url, f"SELECT order_id, count(*) FROM {COMPLETIONS_TABLE} GROUP BY order_id")
     assert len(committed) == 500 and {n for _, n in committed} == {1}, "each completion committed once"
     assert deaths(url) == 0, "nobody was declared dead for the outages"
