@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone as tz
 
 from django.db import connection, transaction
 from django.db.models import Exists, F, Q
+from django.db.models.sql import Query
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
@@ -18,9 +19,10 @@ from orders.models import Order, Status
 from orders.prepared import prepared_cursor
 from orders import conf
 
-# Stands for "now" while the statement is compiled; found again by identity among the
-# compiled parameters, where each claim binds its own time.
+# Stand for "now" and the first lease while the statement is compiled; found again by
+# identity among the compiled parameters, where each claim binds its own times.
 _NOW = datetime(2000, 1, 1, tzinfo=tz.utc)
+_LEASE = datetime(2000, 1, 2, tzinfo=tz.utc)
 
 
 # The one good plan walks the claim index in claim order, stops after `limit` rows, and
@@ -48,6 +50,14 @@ def claimable(worker: str, buckets, alive, now):
 
 def first_lease(now):
     return now + timedelta(seconds=conf.get().visibility_timeout)
+
+
+def claimed(worker: str, now, lease) -> dict:
+    """What a claim writes, on every database: the one rule of a claim. The order runs from
+    ``now``, for ``worker``, under a new fencing token (every claim bumps the attempt:
+    (worker, attempt) is the new token), with its first lease until ``lease``."""
+    return {"status": Status.RUNNING, "worker": worker, "attempt": F("attempt") + 1,
+            "started_at": now, "lease_expires_at": lease}
 
 
 def claim_order_key(order: Order):
@@ -88,11 +98,7 @@ class Claim:
         with transaction.atomic():
             candidates = claimable(self.worker, self.buckets, self.alive, now)[:limit]
             ids = list(candidates.values_list("id", flat=True))
-            Order.objects.filter(id__in=ids, status=Status.QUEUED).update(
-                status=Status.RUNNING, worker=self.worker,
-                # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
-                attempt=F("attempt") + 1, started_at=now, lease_expires_at=first_lease(now),
-            )
+            Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
             return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
 
 
@@ -108,7 +114,7 @@ class _Statement:
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table
         returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
-        running, name = (_literal(value) for value in (Status.RUNNING, worker))
+        assignments, self._set_times = _set_clause(claimed(worker, _NOW, _LEASE))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
         # The UPDATE finds the picked rows by primary key alone. FOR UPDATE has already
@@ -118,9 +124,7 @@ class _Statement:
         # leading columns are not the id: a walk of the whole backlog per picked row.
         self._sql = (
             f"WITH picked AS MATERIALIZED ({picked_sql} LIMIT %s FOR UPDATE SKIP LOCKED)"
-            f" UPDATE {table} SET status = {running}, worker = {name}, attempt = {table}.attempt + 1,"
-            # Every claim bumps the attempt: (worker, attempt) is the new fencing token.
-            f" started_at = %s, lease_expires_at = %s FROM picked"
+            f" UPDATE {table} SET {assignments} FROM picked"
             f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
         # JSON columns arrive as text; the rest as the Python values Order holds.
@@ -161,12 +165,34 @@ class _Statement:
         return plan
 
     def _params(self, limit: int, now) -> list:
-        return [now] * self._times + [limit, now, first_lease(now)]
+        bound = {_NOW: now, _LEASE: first_lease(now)}
+        return [now] * self._times + [limit] + [bound[time] for time in self._set_times]
 
     def _order(self, values: list) -> Order:
         for i, convert in self._converters:
             values[i] = convert(values[i], None, connection)
         return Order.from_row(values, connection.alias)
+
+
+def _set_clause(fields: dict) -> tuple[str, list]:
+    """The SET list of a claim's UPDATE, from ``claimed``: expressions rendered by their own
+    ``as_sql``, constants written into the text (as the pick's are), the two times left as
+    placeholders; and which time each placeholder is, in order."""
+    query = Query(Order)
+    compiler = query.get_compiler(connection=connection)
+    assignments, times = [], []
+    for name, value in fields.items():
+        column = connection.ops.quote_name(Order._meta.get_field(name).column)
+        if value is _NOW or value is _LEASE:
+            sql = "%s"
+            times.append(value)
+        elif hasattr(value, "resolve_expression"):
+            sql, params = value.resolve_expression(query).as_sql(compiler, connection)
+            sql = sql % tuple(_literal(param) for param in params)
+        else:
+            sql = _literal(value)
+        assignments.append(f"{column} = {sql}")
+    return ", ".join(assignments), times
 
 
 def _only_time_as_parameter(sql: str, params) -> tuple[str, int]:

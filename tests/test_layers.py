@@ -93,3 +93,27 @@ def test_every_membership_change_goes_through_its_one_home():
     takers = {str(path.relative_to(ROOT)): lines for path in (ROOT / "workers").rglob("*.py")
               if (lines := calls_to(path, "lock_membership"))}
     assert list(takers) == ["workers/membership.py"] and len(takers["workers/membership.py"]) == 1, takers
+
+
+def attempt_bumps(path: Path) -> list[int]:
+    """Lines that bump an order's attempt (what only a claim may do): ``F("attempt") + 1``,
+    or SQL that adds to the attempt."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _is_f_of_attempt(node.left):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "attempt+" in node.value.replace(" ", ""):
+            lines.append(node.lineno)
+    return lines
+
+
+def _is_f_of_attempt(node) -> bool:
+    return (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "F" and bool(node.args)
+            and isinstance(node.args[0], ast.Constant) and node.args[0].value == "attempt")
+
+
+def test_the_claim_rule_has_one_home_that_both_databases_use():
+    bumps = {str(path.relative_to(ROOT)): found for package in ("orders", "workers")
+             for path in (ROOT / package).rglob("*.py") if "migrations" not in path.parts
+             if (found := attempt_bumps(path))}
+    assert list(bumps) == ["orders/claiming.py"] and len(bumps["orders/claiming.py"]) == 1, bumps
