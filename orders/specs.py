@@ -4,6 +4,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ImproperlyConfigured
+
 from orders import conf
 from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
@@ -134,7 +136,10 @@ _ORDER_FIELDS = (
     "max_attempts", "uncounted_attempts", "run_after", "expires_at", "lease_expires_at", "result", "last_error",
     "history", "created_at", "started_at", "finished_at",
 )
-assert _ORDER_FIELDS == tuple(field.attname for field in Order._meta.concrete_fields), "update _ORDER_FIELDS"
+if _ORDER_FIELDS != tuple(field.attname for field in Order._meta.concrete_fields):
+    # Checked once at import, and never skipped (an assert would be, under python -O): a
+    # field added to Order must be added here, or every row built would be shifted.
+    raise ImproperlyConfigured("orders.specs._ORDER_FIELDS no longer matches Order's fields: update it")
 
 
 class OrderBuilder:
