@@ -7,11 +7,10 @@ dashboard that reads on it sees them. SQLite has no NOTIFY: dashboards poll ther
 
 import threading
 
-import psycopg
 from django.db import connections
 
 from orders.notify import CHANGES_CHANNEL
-from workers.contact import DatabaseContact, retry_delay
+from workers.contact import DatabaseContact
 
 PERIOD = 0.25
 
@@ -29,18 +28,8 @@ class ChangeBeacon:
         self.dirty.set()
 
     def run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                with psycopg.connect(**self.params, autocommit=True) as conn:
-                    self.contact.reached()
-                    failures = 0
-                    self._beat(conn)
-            except psycopg.Error as error:
-                # Retry point: a dashboard misses nothing it cannot read again later.
-                self.contact.failed("telling dashboards", error)
-                failures += 1
-                self.stop.wait(retry_delay(failures))
+        # A dashboard misses nothing while it is down: it reads afresh on the next NOTIFY.
+        self.contact.keep_session("telling dashboards", self.params, self._beat, self.stop)
 
     def _beat(self, conn) -> None:
         while not self.stop.wait(PERIOD):

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
@@ -21,6 +22,13 @@ log = logging.getLogger("pizzaq.contact")
 RETRY_FIRST, RETRY_CAP = 0.05, 1.0
 # Failures this soon after the database came back are not told as a new outage.
 SETTLE = 5.0
+
+
+# The client's guards that the server has too: libpq's name, the server's.
+SERVER_SIDE_GUARDS = {
+    "tcp_user_timeout": "tcp_user_timeout", "keepalives_idle": "tcp_keepalives_idle",
+    "keepalives_interval": "tcp_keepalives_interval", "keepalives_count": "tcp_keepalives_count",
+}
 
 
 def limit_server_waits(using: str = "default") -> None:
@@ -43,16 +51,10 @@ def limit_server_waits(using: str = "default") -> None:
     connections[using].close()  # a connection opened before this would not have them
 
 
-# The client's guards that the server has too: libpq's name, the server's.
-SERVER_SIDE_GUARDS = {
-    "tcp_user_timeout": "tcp_user_timeout", "keepalives_idle": "tcp_keepalives_idle",
-    "keepalives_interval": "tcp_keepalives_interval", "keepalives_count": "tcp_keepalives_count",
-}
-
-
-def retry_delay(failures: int) -> float:
-    """Seconds to wait after ``failures`` failed tries in a row."""
-    return min(RETRY_CAP, RETRY_FIRST * 2 ** min(max(0, failures - 1), 16))
+def retry_delay(failures: int, first: float = RETRY_FIRST, cap: float = RETRY_CAP) -> float:
+    """Seconds to wait after ``failures`` failed tries in a row: ``first``, doubling, at most
+    ``cap`` (the exponent is bounded too, so a long outage cannot overflow it)."""
+    return min(cap, first * 2 ** min(max(0, failures - 1), 16))
 
 
 class GaveUp(Exception):
@@ -90,6 +92,24 @@ class DatabaseContact:
                 self.lost_at, self.told, self.back_at = None, False, time.monotonic()
         if lost_at is not None and told:
             log.warning("%s reached the database again after %.1f s", self.who, time.monotonic() - lost_at)
+
+    def keep_session(self, doing: str, params: dict, use, stop: threading.Event, on_lost=lambda: None) -> None:
+        """``use(conn)`` on a connection of its own (autocommit, outside Django's), opened
+        again with backoff whenever the database drops it, until ``stop``; ``on_lost()``
+        hears of each loss."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    self.reached()
+                    failures = 0
+                    use(conn)
+            except psycopg.Error as error:
+                # Retry point: the session comes back with the database.
+                self.failed(doing, error)
+                on_lost()
+                failures += 1
+                stop.wait(retry_delay(failures))
 
     def until_done(self, doing: str, call, stop: threading.Event, give_up_at=lambda: math.inf):
         """``call()``'s value once the database takes it, retried with backoff while it is

@@ -132,8 +132,11 @@ class Incarnation:
         # Writes waiting for the database are given up at this time (monotonic): a grace
         # period after a stop was asked.
         self.give_up_at = math.inf
-        # When the last heartbeat that landed was sent (monotonic clock).
+        # When the last heartbeat that landed was sent (monotonic clock), and how old it may
+        # be for a run to start: older, and this worker may have been declared dead since.
         self.last_beat = 0.0
+        settings = conf.get()
+        self.beat_too_old = max(settings.heartbeat_interval * 2, settings.worker_timeout - settings.heartbeat_interval)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -337,9 +340,7 @@ class Incarnation:
         """Whether a run may start: this worker's last heartbeat is recent enough that it
         cannot have been declared dead since. While it is not (an outage, a partition) the
         run waits; False if the incarnation ends first (its runs would be refused)."""
-        settings = conf.get()
-        limit = max(settings.heartbeat_interval * 2, settings.worker_timeout - settings.heartbeat_interval)
-        while time.monotonic() - self.last_beat > limit:
+        while time.monotonic() - self.last_beat > self.beat_too_old:
             if self.over.wait(0.05) or self.fenced_off:
                 return False
         return not self.fenced_off

@@ -6,11 +6,10 @@ not at all, and workers poll (``listen_params``)."""
 
 import threading
 
-import psycopg
 from django.conf import settings
 from django.db import connections
 
-from workers.contact import DatabaseContact, retry_delay
+from workers.contact import DatabaseContact
 
 
 def listen_params(using: str = "default") -> dict | None:
@@ -32,23 +31,13 @@ class Listener:
         self.channel, self.wake, self.stop, self.params, self.contact = channel, wake, stop, params, contact
 
     def run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                with psycopg.connect(**self.params, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {self.channel}")
-                    self.contact.reached()
-                    failures = 0
-                    self.wake.set()  # a notification may have come while we were away
-                    self._listen(conn)
-            except psycopg.Error as error:
-                # Retry point: until the database is back, the claim loop polls.
-                self.contact.failed(f"LISTEN {self.channel}", error)
-                self.wake.set()
-                failures += 1
-                self.stop.wait(retry_delay(failures))
+        # While LISTEN is down, the claim loop polls; woken at each loss, it looks at once.
+        self.contact.keep_session(f"LISTEN {self.channel}", self.params, self._listen, self.stop,
+                                  on_lost=self.wake.set)
 
     def _listen(self, conn) -> None:
+        conn.execute(f"LISTEN {self.channel}")
+        self.wake.set()  # a notification may have come while we were away
         while not self.stop.is_set():
             for _ in conn.notifies(timeout=0.5):
                 self.wake.set()

@@ -23,16 +23,14 @@ from workers.ownership import describe_moves, lock_membership, queued_orders_fol
 def change_membership(make, describe):
     """Make one membership change: ``make()`` changes the workers' rows (a falsy result:
     there was nothing to change, and nothing else happens), then the buckets follow the
-    ring, and ``describe(made, moves)`` gives the Event's fields (None: nothing to record).
-    Returns ``(made, event)``."""
+    ring, and ``describe(made, moves)`` gives the Event's fields (empty: nothing to record).
+    Returns ``(made, event)``, the Event recorded or None."""
     with transaction.atomic():
         lock_membership()  # one change at a time: two rebalances never interleave
         if not (made := make()):
             return made, None
-        event = describe(made, rebalance())
-        if event is not None:
-            event = record(**event)
-        return made, event
+        fields = describe(made, rebalance())
+        return made, record(**fields) if fields else None
 
 
 def _moves(changes) -> str:
@@ -105,7 +103,7 @@ def mark_stopping(worker: Worker) -> bool:
         lambda: _this_incarnation(worker).update(status=WorkerStatus.STOPPING),
         lambda _, changes: changes and {"kind": EventKind.REASSIGNED, "worker": worker.name,
                                         "message": f"{worker.name} is stopping: " + _moves(changes),
-                                        "data": {"buckets": sorted(changes)}} or None)
+                                        "data": {"buckets": sorted(changes)}})
     return bool(stopping)
 
 

@@ -210,5 +210,5 @@ class Notifier:
             return False
         _, event = change_membership(lambda: True, lambda _, changes: changes and {
             "kind": EventKind.REASSIGNED, "actor": self.identity, "data": {"buckets": sorted(changes)},
-            "message": f"{len(changes)} buckets reassigned to match the ring"} or None)
+            "message": f"{len(changes)} buckets reassigned to match the ring"})
         return event is not None

@@ -12,6 +12,8 @@ import time
 
 from django.db import connections
 
+from workers.contact import retry_delay
+
 log = logging.getLogger("pizzaq.worker")
 
 RESTART_FIRST, RESTART_CAP = 0.1, 5.0
@@ -45,7 +47,7 @@ def keep_running(label: str, loop, stop: threading.Event, on_broken=None) -> thr
                     on_broken(label)
                     return
                 log.exception("%s died; restarting it (death %d in a row)", label, deaths)
-                stop.wait(min(RESTART_CAP, RESTART_FIRST * 2 ** min(deaths - 1, 16)))
+                stop.wait(retry_delay(deaths, RESTART_FIRST, RESTART_CAP))
 
     thread = threading.Thread(target=supervise, name=label, daemon=True)
     thread.start()
