@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta, timezone as tz
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, Q
+from django.db.models import Exists, F, Q, Value
 from django.db.models.sql import Query
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
@@ -39,13 +39,26 @@ _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('en
                   " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
 _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
+_PLAIN_WORD = re.compile("[a-z_]+")
 
 
-def claimable(worker: str, buckets, alive, now):
-    """Ready orders this worker may take: its buckets' orders and those pinned to it."""
+def claimable(worker: str, buckets, alive, now, *, queued=Status.QUEUED):
+    """Ready orders this worker may take: its buckets' orders and those pinned to it.
+    (``queued``: how the statement names the queued status; see ``Written``.)"""
     mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=buckets)
     pinned = Q(pinned_to=worker) if alive is None else Q(Exists(alive), pinned_to=worker)
-    return Order.objects.ready(now).filter(mine | pinned).claim_order()
+    return Order.objects.ready(now, queued=queued).filter(mine | pinned).claim_order()
+
+
+class Written(Value):
+    """A constant written into the statement's text instead of bound. PostgreSQL keeps one
+    plan for the claim, made without its parameters' values, and can use the claim index
+    (which holds queued orders only) only if the statement itself says ``'queued'``."""
+
+    def as_sql(self, compiler, connection):
+        if not _PLAIN_WORD.fullmatch(self.value):
+            raise ValueError(f"only plain words are written into SQL, not {self.value!r}")
+        return f"'{self.value}'", []
 
 
 def first_lease(now):
@@ -106,15 +119,17 @@ class _Statement:
     """The PostgreSQL claim: one prepared statement, one round trip. It locks the chosen
     rows, skipping rows another claimer holds, and flips them in the same statement.
     (Django compiles FOR UPDATE only inside atomic(), which would cost a BEGIN and a
-    COMMIT round trip; one autocommit statement is atomic on its own.)"""
+    COMMIT round trip; one autocommit statement is atomic on its own.) The pick and the
+    SET list are the ORM's own SQL, with their parameters bound as they are; only the
+    times change from one claim to the next, found among them by identity."""
 
     def __init__(self, worker: str, buckets, alive):
-        picked_sql, picked_params = claimable(worker, buckets, alive, _NOW).values("id").query.sql_with_params()
-        picked_sql, self._times = _only_time_as_parameter(picked_sql, picked_params)
+        picked = claimable(worker, buckets, alive, _NOW, queued=Written(Status.QUEUED)).values("id")
+        picked_sql, picked_params = picked.query.sql_with_params()
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table
         returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
-        assignments, self._set_times = _set_clause(claimed(worker, _NOW, _LEASE))
+        assignments, set_params = _set_clause(claimed(worker, _NOW, _LEASE))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
         # The UPDATE finds the picked rows by primary key alone. FOR UPDATE has already
@@ -127,24 +142,24 @@ class _Statement:
             f" UPDATE {table} SET {assignments} FROM picked"
             f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
-        # JSON columns arrive as text; the rest as the Python values Order holds.
-        self._converters = [(i, field.from_db_value) for i, field in enumerate(fields)
-                            if hasattr(field, "from_db_value")]
+        self._picked_params, self._set_params = tuple(picked_params), tuple(set_params)
+        if not any(param is _NOW for param in self._picked_params):
+            raise RuntimeError("the claim query lost track of its time parameter")
 
     def run(self, limit: int, now) -> list[Order]:
         # One round trip: the planner settings and the claim go out together (a pipeline)
         # and run in one implicit transaction, at whose end the settings lapse. The rows
         # are read once the pipeline has ended: reading them inside it costs a second sync.
-        with prepared_cursor() as cursor, connection.wrap_database_errors:
+        with prepared_cursor() as cursor:
             # Times decoded by psycopg's compiled loader, in the session's time zone, UTC
             # (Django sets it): Django's own loader, in Python, then puts UTC on each time
             # again, and cost a third of a claimed order's time in the worker.
-            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-            with connection.connection.pipeline():
+            cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+            with cursor.connection.pipeline():
                 cursor.execute(_PLAN_SETTINGS)
                 cursor.execute(self._sql, self._params(limit, now))
             rows = cursor.fetchall()
-        return [self._order(list(row)) for row in rows]
+        return _orders(rows)
 
     def explain(self, limit: int, now) -> str:
         # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
@@ -165,54 +180,38 @@ class _Statement:
         return plan
 
     def _params(self, limit: int, now) -> list:
-        bound = {_NOW: now, _LEASE: first_lease(now)}
-        return [now] * self._times + [limit] + [bound[time] for time in self._set_times]
+        lease = first_lease(now)
+        times = {id(_NOW): now, id(_LEASE): lease}
+        return ([times.get(id(param), param) for param in self._picked_params] + [limit]
+                + [times.get(id(param), param) for param in self._set_params])
 
-    def _order(self, values: list) -> Order:
-        for i, convert in self._converters:
+
+def _orders(rows) -> list[Order]:
+    """Claimed rows as Orders, through ``Model.from_db`` as any query's rows. JSON columns
+    arrive as text and are decoded as the ORM decodes them."""
+    fields = Order._meta.concrete_fields
+    converters = [(i, field.from_db_value) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
+    orders = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
             values[i] = convert(values[i], None, connection)
-        return Order.from_row(values, connection.alias)
+        orders.append(Order.from_db(connection.alias, None, values))
+    return orders
 
 
 def _set_clause(fields: dict) -> tuple[str, list]:
-    """The SET list of a claim's UPDATE, from ``claimed``: expressions rendered by their own
-    ``as_sql``, constants written into the text (as the pick's are), the two times left as
-    placeholders; and which time each placeholder is, in order."""
+    """The SET list of a claim's UPDATE, from ``claimed``: each value compiled by the ORM
+    (an expression by its own ``as_sql``), with its parameters."""
     query = Query(Order)
     compiler = query.get_compiler(connection=connection)
-    assignments, times = [], []
+    assignments, params = [], []
     for name, value in fields.items():
         column = connection.ops.quote_name(Order._meta.get_field(name).column)
-        if value is _NOW or value is _LEASE:
-            sql = "%s"
-            times.append(value)
-        elif hasattr(value, "resolve_expression"):
-            sql, params = value.resolve_expression(query).as_sql(compiler, connection)
-            sql = sql % tuple(_literal(param) for param in params)
+        if hasattr(value, "resolve_expression"):
+            sql, value_params = value.resolve_expression(query).as_sql(compiler, connection)
         else:
-            sql = _literal(value)
+            sql, value_params = "%s", [value]
         assignments.append(f"{column} = {sql}")
-    return ", ".join(assignments), times
-
-
-def _only_time_as_parameter(sql: str, params) -> tuple[str, int]:
-    """The pick with every value but the time written into its text, and how many times
-    the time is left to bind. A plan made for any status could not use the claim index
-    (it holds queued orders only), so the plan kept for every claim needs the constants."""
-    pieces = sql.split("%s")
-    if len(pieces) != len(params) + 1:
-        raise RuntimeError("the claim query's placeholders do not match its parameters")
-    text = [pieces[0]]
-    for param, piece in zip(params, pieces[1:]):
-        text += ["%s" if param is _NOW else _literal(param), piece]
-    times = sum(param is _NOW for param in params)
-    if not times:
-        raise RuntimeError("the claim query lost track of its time parameter")
-    return "".join(text), times
-
-
-def _literal(value) -> str:
-    """``value`` as an SQL literal inside a statement that still has placeholders: a
-    percent sign in it (a worker may be named so) is escaped, or psycopg would read it as
-    the start of a placeholder."""
-    return connection.ops.compose_sql("%s", [value]).replace("%", "%%")
+        params += value_params
+    return ", ".join(assignments), params

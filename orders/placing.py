@@ -47,7 +47,7 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         return orders
     if len(rows) <= COPY_THRESHOLD:
         _insert_and_notify(rows)  # one statement is a transaction of its own
-        return [Order.from_row(row, connection.alias) for row in rows]
+        return [Order.from_db(connection.alias, None, row) for row in rows]
     with transaction.atomic():
         orders = _copy_in(rows)
         # Delivered when this transaction commits, like the INSERT's.
@@ -112,4 +112,4 @@ def _copy_in(rows: list[tuple]) -> list[Order]:
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-            return [Order.from_row(row, connection.alias) for row in rows]
+            return [Order.from_db(connection.alias, None, row) for row in rows]

@@ -1,10 +1,10 @@
 """What a client may ask for: an OrderSpec, checked before anything is written."""
 
 import json
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ImproperlyConfigured
 
 from orders import conf
 from orders.handlers import is_public, is_registered
@@ -129,17 +129,9 @@ def _check_short_text(value, name: str, limit: int) -> str:
     return value
 
 
-# Order's columns in the order its positional constructor and COPY take them (much
-# faster than keywords when thousands of orders are placed at once).
-_ORDER_FIELDS = (
-    "id", "kind", "payload", "priority", "status", "routing_key", "bucket", "pinned_to", "worker", "attempt",
-    "max_attempts", "uncounted_attempts", "run_after", "expires_at", "lease_expires_at", "result", "last_error",
-    "history", "created_at", "started_at", "finished_at",
-)
-if _ORDER_FIELDS != tuple(field.attname for field in Order._meta.concrete_fields):
-    # Checked once at import, and never skipped (an assert would be, under python -O): a
-    # field added to Order must be added here, or every row built would be shifted.
-    raise ImproperlyConfigured("orders.specs._ORDER_FIELDS no longer matches Order's fields: update it")
+# A new order's values, named, put in Order's field order: the order of its positional
+# constructor (``Model.from_db``), of the INSERT's and of COPY's columns.
+_in_field_order = operator.itemgetter(*(field.attname for field in Order._meta.concrete_fields))
 
 
 class OrderBuilder:
@@ -162,10 +154,12 @@ class OrderBuilder:
         order_id = uuid7()
         routing_key = str(order_id) if spec.routing_key is None else spec.routing_key
         _check_short_text(routing_key, "routing_key", MAX_ROUTING_KEY)
-        return (
-            order_id, spec.kind, _check_payload(spec.payload, settings), _check_priority(spec.priority),
-            Status.QUEUED, routing_key, bucket_for(routing_key, settings.buckets),
-            _check_short_text(spec.pinned_to or "", "pinned_to", 100), "", 0,
-            _check_max_attempts(spec.max_attempts, settings), 0, run_after, expires_at, None, None, "",
-            [], now, None, None,
-        )
+        return _in_field_order({
+            "id": order_id, "kind": spec.kind, "payload": _check_payload(spec.payload, settings),
+            "priority": _check_priority(spec.priority), "status": Status.QUEUED, "routing_key": routing_key,
+            "bucket": bucket_for(routing_key, settings.buckets),
+            "pinned_to": _check_short_text(spec.pinned_to or "", "pinned_to", 100), "worker": "", "attempt": 0,
+            "max_attempts": _check_max_attempts(spec.max_attempts, settings), "uncounted_attempts": 0,
+            "run_after": run_after, "expires_at": expires_at, "lease_expires_at": None, "result": None,
+            "last_error": "", "history": [], "created_at": now, "started_at": None, "finished_at": None,
+        })
