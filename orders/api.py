@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from orders import ratelimit, services, tokens
 from orders.nesting import nests_deeper
+from orders.presenting import order_record, order_summary
 from orders.models import Order, Status
 from orders.specs import OrderRejected, OrderSpec, check_client_kind
 from orders import conf
@@ -97,28 +98,7 @@ def rate_limited(client_key: str, orders: int):
 
 
 def order_json(order: Order) -> dict:
-    return {
-        "id": str(order.id),
-        "url": reverse("api-order", args=[order.id]),
-        "kind": order.kind,
-        "status": order.status,
-        "priority": order.priority,
-        "payload": order.payload,
-        "routing_key": order.routing_key,
-        "bucket": order.bucket,
-        "pinned_to": order.pinned_to or None,
-        "worker": order.worker or None,
-        "attempt": order.attempt,
-        "max_attempts": order.max_attempts,
-        "result": order.result,
-        "error": order.last_error or None,
-        "history": order.history,
-        "created_at": order.created_at,
-        "run_after": order.run_after,
-        "expires_at": order.expires_at,
-        "started_at": order.started_at,
-        "finished_at": order.finished_at,
-    }
+    return {**order_record(order), "url": reverse("api-order", args=[order.id])}
 
 
 # Levels above the payload: the order object, and a bulk body's {"orders": [...]} too.
@@ -172,7 +152,7 @@ def _rejected(rejected: OrderRejected, index: int | None = None):
 
 
 def _accepted(orders: list[Order]) -> list[dict]:
-    return [{"id": str(o.id), "status": o.status, "url": reverse("api-order", args=[o.id])} for o in orders]
+    return [{**order_summary(o), "url": reverse("api-order", args=[o.id])} for o in orders]
 
 
 def _place(request):

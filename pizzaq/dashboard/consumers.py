@@ -1,7 +1,10 @@
 """The dashboard's websocket: staff only; a snapshot on connect and after every change."""
 
+import json
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
 
 from pizzaq.dashboard import bridge
 from pizzaq.dashboard.snapshot import snapshot
@@ -36,6 +39,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def dashboard_changed(self, message):
         await self.send_snapshot()
+
+    @classmethod
+    async def encode_json(cls, content):
+        # Times as the JSON API writes them.
+        return json.dumps(content, cls=DjangoJSONEncoder)
 
     async def send_snapshot(self):
         data = await database_sync_to_async(snapshot)(**self.filters)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
+from orders.presenting import order_summary
 from orders import conf
 from workers.models import Bucket, QueueSample
 from workers.selectors import iso, queue_summary, recent_events, worker_rows
@@ -20,12 +21,10 @@ DEAD_LETTERS = 25
 
 
 def order_row(order: Order) -> dict:
+    """An order's summary with the dashboard's links: its page and its buttons."""
     return {
-        "id": str(order.id), "url": reverse("dashboard-order", args=[order.id]), "kind": order.kind,
+        **order_summary(order), "url": reverse("dashboard-order", args=[order.id]),
         "retry_url": reverse("dashboard-retry", args=[order.id]), "cancel_url": reverse("dashboard-cancel", args=[order.id]),
-        "status": order.status, "priority": order.priority, "worker": order.worker,
-        "attempt": order.attempt, "error": order.last_error.strip().splitlines()[-1] if order.last_error else "",
-        "created_at": iso(order.created_at), "finished_at": iso(order.finished_at),
     }
 
 

@@ -12,6 +12,7 @@ from orders import services
 from orders.api import api_error, rate_limited
 from orders.handlers import registered_kinds
 from orders.models import Order, Status
+from orders.presenting import order_summary
 from orders.specs import OrderRejected, check_client_kind
 from workers import actions
 
@@ -74,8 +75,7 @@ def place(request):
         order = services.place_order(kind, payload, **options)
     except OrderRejected as rejected:
         return api_error(400, rejected.code, rejected.message, rejected.field)
-    return JsonResponse({"id": str(order.id), "status": order.status,
-                         "url": reverse("dashboard-order", args=[order.id])}, status=202)
+    return JsonResponse({**order_summary(order), "url": reverse("dashboard-order", args=[order.id])}, status=202)
 
 
 ERROR_CODES = {403: "forbidden", 404: "not_found", 409: "conflict"}

@@ -134,7 +134,7 @@ function deadRow(order) {
     el("button", { type: "button", onclick: () => act(order.retry_url), "aria-label": `Retry order ${order.id}` }, "Retry"), " ",
     el("button", { type: "button", class: "secondary", onclick: () => act(order.cancel_url), "aria-label": `Cancel order ${order.id}` }, "Cancel")) : "";
   return el("tr", { "data-order": order.id }, el("td", {}, orderLink(order)), el("td", {}, order.kind),
-    el("td", { class: "error-text" }, order.error), el("td", {}, String(order.attempt)), el("td", {}, actions));
+    el("td", { class: "error-text" }, order.error_summary || ""), el("td", {}, String(order.attempt)), el("td", {}, actions));
 }
 
 function render(data) {

@@ -1,11 +1,15 @@
 """Dashboard pages and actions over HTTP: who may see, who may act, and bad input."""
 
+import json
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from orders.models import Order, Status
 from orders.services import fail, place_order
+from pizzaq.dashboard.consumers import DashboardConsumer
 from pizzaq.dashboard.snapshot import snapshot
 from tests.claims import claim
 from workers.membership import register
@@ -173,3 +177,20 @@ def test_the_form_shares_the_per_person_rate_limit(watcher, pizzaq_settings):
 
     assert [a.status_code for a in answers] == [202, 202, 429] and answers[2]["Retry-After"]
     assert Order.objects.count() == 2
+
+
+def test_the_api_the_dashboard_and_its_stream_show_an_order_in_one_shape(watcher):
+    place_order("flaky", max_attempts=1)
+    [order] = claim("S0", 1)
+    fail(order, "S0", order.attempt, "Traceback (most recent call last):\n  oven.py\nRuntimeError: burnt")
+
+    record = watcher.get(f"/api/orders/{order.pk}").json()
+    streamed = json.loads(async_to_sync(DashboardConsumer.encode_json)(snapshot()))
+    [dead_row] = streamed["dead"]
+    [recent_row] = streamed["orders"]
+
+    assert record["error"].startswith("Traceback") and record["error_summary"] == "RuntimeError: burnt"
+    summary = {key: record[key] for key in ("id", "kind", "status", "priority", "worker", "attempt",
+                                            "error_summary", "created_at", "finished_at")}
+    assert {key: dead_row[key] for key in summary} == summary == {key: recent_row[key] for key in summary}
+    assert dead_row["url"] == f"/orders/{order.pk}" and record["url"] == f"/api/orders/{order.pk}"
