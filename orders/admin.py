@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from orders.models import ApiToken, Order
+from orders.models import ApiToken, Order, Queue
 
 
 @admin.register(Order)
@@ -9,8 +9,8 @@ class OrderAdmin(admin.ModelAdmin):
     """Orders, read-only: what people do to them (retry, cancel, requeue) is recorded in
     the audit trail, which the workers app keeps; its admin adds those actions."""
 
-    list_display = ["id", "kind", "status", "priority", "worker", "attempt", "bucket", "created_at", "finished_at"]
-    list_filter = ["status", "kind", "priority", "worker"]
+    list_display = ["id", "kind", "queue", "status", "priority", "worker", "attempt", "bucket", "created_at", "finished_at"]
+    list_filter = ["status", "queue", "kind", "priority", "worker"]
     search_fields = ["=id", "routing_key"]
     readonly_fields = [f.name for f in Order._meta.fields]
     ordering = ["-id"]
@@ -40,4 +40,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"{revoked} tokens revoked")
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    """Queues' settings. A queue needs no row until it is paused; one may be added here to
+    pause it. Pausing and resuming are recorded in the audit trail, which the workers app
+    keeps; its admin adds those actions."""
+
+    list_display = ["name", "is_paused", "paused_by", "paused_at"]
+    fields = ["name", "paused_at", "paused_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["paused_at", "paused_by"] if obj is None else ["name", "paused_at", "paused_by"]
+
+    @admin.display(boolean=True, description="paused")
+    def is_paused(self, queue):
+        return queue.is_paused
+
+    def has_delete_permission(self, request, obj=None):
         return False

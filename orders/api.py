@@ -21,7 +21,7 @@ from orders import conf
 
 log = logging.getLogger("pizzaq.api")
 
-PLACE_FIELDS = {"kind", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to"}
+PLACE_FIELDS = {"kind", "queue", "unique_key", "unique_scope", "unique_period", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to"}
 DEFAULT_PAGE_SIZE = 50
 # Room for the fields around the payload, so the payload limit is what bites.
 ENVELOPE_BYTES = 16 * 1024
@@ -152,7 +152,8 @@ def _rejected(rejected: OrderRejected, index: int | None = None):
 
 
 def _accepted(orders: list[Order]) -> list[dict]:
-    return [{**order_summary(o), "url": reverse("api-order", args=[o.id])} for o in orders]
+    """Each order's summary; ``duplicate``: it was placed before, under the same unique key."""
+    return [{**order_summary(o), "url": reverse("api-order", args=[o.id]), "duplicate": o.duplicate} for o in orders]
 
 
 def _place(request):
@@ -169,9 +170,10 @@ def _place(request):
         [order] = services.place_orders([spec])
     except OrderRejected as rejected:
         return _rejected(rejected)
-    # place_orders has committed: the 202 promises durability.
+    # place_orders has committed: the 202 promises durability. A duplicate is the order
+    # that already held the unique key: 200, nothing new was accepted.
     [accepted] = _accepted([order])
-    response = JsonResponse(accepted, status=202)
+    response = JsonResponse(accepted, status=200 if order.duplicate else 202)
     response["Location"] = accepted["url"]
     return response
 

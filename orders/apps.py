@@ -5,6 +5,7 @@ from django.apps import AppConfig
 
 class OrdersConfig(AppConfig):
     name = "orders"
+    default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Orders"
 
     def ready(self):

@@ -15,7 +15,7 @@ from django.db.models.sql import Query
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
-from orders.models import Order, Status
+from orders.models import Order, Queue, Status
 from orders.prepared import prepared_cursor
 from orders import conf
 
@@ -42,12 +42,17 @@ _PLACEHOLDER = re.compile("%%|%s")
 _PLAIN_WORD = re.compile("[a-z_]+")
 
 
-def claimable(worker: str, buckets, alive, now, *, queued=Status.QUEUED):
-    """Ready orders this worker may take: its buckets' orders and those pinned to it.
+def claimable(worker: str, mine, alive, queues, now, *, queued=Status.QUEUED):
+    """Ready orders this worker may take: unpinned orders ``mine`` lets it take (a Q; None:
+    any) and those pinned to it, of the ``queues`` it serves (None: every queue) that are
+    not paused.
     (``queued``: how the statement names the queued status; see ``Written``.)"""
-    mine = Q(pinned_to="") if buckets is None else Q(pinned_to="", bucket__in=buckets)
+    unpinned = Q(pinned_to="") if mine is None else Q(mine, pinned_to="")
     pinned = Q(pinned_to=worker) if alive is None else Q(Exists(alive), pinned_to=worker)
-    return Order.objects.ready(now, queued=queued).filter(mine | pinned).claim_order()
+    ready = Order.objects.ready(now, queued=queued).filter(unpinned | pinned).exclude(queue__in=Queue.objects.paused())
+    if queues is not None:
+        ready = ready.filter(queue__in=sorted(queues))
+    return ready.claim_order()
 
 
 class Written(Value):
@@ -78,14 +83,15 @@ def claim_order_key(order: Order):
 
 
 class Claim:
-    """Claims for one worker. ``buckets`` (bucket numbers, or a subquery of them) limits
-    them to the worker's own buckets; orders pinned to the worker are its own too, as long
+    """Claims for one worker. ``mine`` (a Q over orders) limits the unpinned orders to the
+    worker's own share (its buckets); orders pinned to the worker are its own too, as long
     as the ``alive`` subquery finds a row (a worker declared dead owns no buckets, and
-    this keeps it from taking a take-away order placed after its death)."""
+    this keeps it from taking a take-away order placed after its death). Either way only
+    orders of the ``queues`` it serves (None: all)."""
 
-    def __init__(self, worker: str, *, buckets=None, alive=None):
-        self.worker, self.buckets, self.alive = worker, buckets, alive
-        self._statement = _Statement(worker, buckets, alive) if connection.vendor == "postgresql" else None
+    def __init__(self, worker: str, *, mine=None, alive=None, queues=None):
+        self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues
+        self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
 
     def __call__(self, limit: int) -> list[Order]:
         """Atomically take up to ``limit`` ready orders, in the order they should run."""
@@ -109,7 +115,7 @@ class Claim:
         # SQLite: the IMMEDIATE transaction holds the database's write lock from BEGIN, so
         # no other claimer can pick the same rows between our read and our write.
         with transaction.atomic():
-            candidates = claimable(self.worker, self.buckets, self.alive, now)[:limit]
+            candidates = claimable(self.worker, self.mine, self.alive, self.queues, now)[:limit]
             ids = list(candidates.values_list("id", flat=True))
             Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
             return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
@@ -123,8 +129,8 @@ class _Statement:
     SET list are the ORM's own SQL, with their parameters bound as they are; only the
     times change from one claim to the next, found among them by identity."""
 
-    def __init__(self, worker: str, buckets, alive):
-        picked = claimable(worker, buckets, alive, _NOW, queued=Written(Status.QUEUED)).values("id")
+    def __init__(self, worker: str, mine, alive, queues):
+        picked = claimable(worker, mine, alive, queues, _NOW, queued=Written(Status.QUEUED)).values("id")
         picked_sql, picked_params = picked.query.sql_with_params()
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table

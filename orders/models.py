@@ -2,6 +2,7 @@
 pruned orders."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -9,6 +10,9 @@ from django.utils import timezone
 from orders.ids import uuid7
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
+DEFAULT_QUEUE = "default"
+# A queue's name: letters, digits and ``._-``, as a command line's --queues takes them.
+QUEUE_NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,100}"
 
 
 class Status(models.TextChoices):
@@ -49,6 +53,9 @@ class OrderQuerySet(models.QuerySet):
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     kind = models.CharField(max_length=100)
+    # Workers serve named queues (runworker --queues); an order runs only on one that
+    # serves its queue.
+    queue = models.CharField(max_length=100, default=DEFAULT_QUEUE)
     payload = models.JSONField(default=dict, blank=True)
     priority = models.SmallIntegerField(default=0, help_text="-100..100, higher runs first")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
@@ -73,8 +80,12 @@ class Order(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A unique order's key (orders/uniqueness.py holds who has it); "" for most orders.
+    unique_key = models.CharField(max_length=200, blank=True, default="")
 
     objects = OrderQuerySet.as_manager()
+    # Set on the orders placing gives back: True for one that already held its unique key.
+    duplicate = False
 
     class Meta:
         permissions = [("operate_queue", "Can force-fail workers and cancel or retry orders")]
@@ -116,6 +127,59 @@ class Order(models.Model):
     def __str__(self):
         return f"{self.kind} {self.id} ({self.status})"
 
+
+
+class QueueQuerySet(models.QuerySet):
+    def paused(self):
+        """The names of paused queues, as a subquery a claim can filter on."""
+        return self.filter(paused_at__isnull=False).values("name")
+
+
+class Queue(models.Model):
+    """What people set for a named queue: whether it is paused. A queue needs no row to
+    exist: orders name it, workers serve it; a row appears the first time it is paused."""
+
+    name = models.CharField(max_length=100, primary_key=True,
+                            validators=[RegexValidator(f"^{QUEUE_NAME_PATTERN}$", "letters, digits, '.', '_' or '-'")])
+    # While set, the queue's orders are not claimed (running ones finish).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"queue {self.name}" + (" (paused)" if self.paused_at else "")
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+
+class UniqueScope(models.TextChoices):
+    # One order per key among the queued ones.
+    QUEUED = "queued"
+    # One among the queued and running ones: no second copy waits or runs meanwhile.
+    ACTIVE = "active"
+    # One per key for a period after it was placed, whatever became of it.
+    PERIOD = "period"
+
+
+class UniqueKey(models.Model):
+    """Which order holds a unique key, and for how long: the primary key is the unique
+    index that decides between two placers, whatever their timing."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    scope = models.CharField(max_length=10, choices=UniqueScope.choices)
+    order_id = models.UUIDField()
+    # Scope PERIOD: when the key is free again.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"unique key {self.key} -> {self.order_id}"
 
 
 class ApiToken(models.Model):

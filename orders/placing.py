@@ -5,6 +5,7 @@ sent by a second thread (psycopg's queued writer) while this one goes on, so Pos
 and Python work side by side. SQLite takes Django's bulk_create.
 """
 
+import copy
 import json
 from functools import lru_cache
 from typing import Iterable
@@ -14,6 +15,7 @@ from django.db.models import JSONField
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
+from orders import uniqueness
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL, notify_now
 from orders.prepared import prepared_cursor
@@ -31,15 +33,26 @@ def place_order(kind: str, payload: dict | None = None, **options) -> Order:
 
 
 def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
-    """Accept many orders in one transaction: all of them, or (on a bad spec) none."""
-    build = OrderBuilder(timezone.now())
-    rows = []
+    """Accept many orders in one transaction: all of them, or (on a bad spec) none. An
+    order whose unique key another order holds is not placed: that order is given back
+    in its place, with ``duplicate`` set."""
+    now = timezone.now()
+    build = OrderBuilder(now)
+    specs, rows = list(specs), []
     for index, spec in enumerate(specs):
         try:
             rows.append(build.row(spec))
         except OrderRejected as rejected:
             rejected.index = index
             raise
+    if any(spec.unique_key is not None for spec in specs):
+        return _place_unique(specs, rows, now)
+    return _insert(rows)
+
+
+def _insert(rows: list[tuple]) -> list[Order]:
+    if not rows:
+        return []
     if connection.vendor != "postgresql":
         orders = [Order(*row) for row in rows]
         with transaction.atomic():
@@ -53,6 +66,40 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         # Delivered when this transaction commits, like the INSERT's.
         notify_now(ORDERS_CHANNEL)
     return orders
+
+
+def _place_unique(specs: list[OrderSpec], rows: list[tuple], now) -> list[Order]:
+    """Take each unique key before its order is written, in the same transaction: an
+    order whose key is held (or taken by an earlier order of this batch) is not written."""
+    ids = [row[0] for row in rows]
+    holders, first_with_key = {}, {}
+    with transaction.atomic():
+        for index, spec in enumerate(specs):
+            if spec.unique_key is None:
+                continue
+            if spec.unique_key in first_with_key:
+                first = first_with_key[spec.unique_key]
+                holders[index] = holders.get(first, ids[first])
+                continue
+            first_with_key[spec.unique_key] = index
+            if (holder := uniqueness.take(spec.unique_key, spec.unique_scope, _period(spec), ids[index], now)) is not None:
+                holders[index] = holder
+        placed = {order.pk: order for order in _insert([row for index, row in enumerate(rows) if index not in holders])}
+        held = Order.objects.in_bulk([holder for holder in holders.values() if holder not in placed])
+    orders = []
+    for index, order_id in enumerate(ids):
+        if index in holders:
+            order = copy.copy(held.get(holders[index]) or placed[holders[index]])
+            order.duplicate = True
+        else:
+            order = placed[order_id]
+        orders.append(order)
+    return orders
+
+
+def _period(spec: OrderSpec) -> float | None:
+    period = spec.unique_period
+    return period.total_seconds() if hasattr(period, "total_seconds") else period
 
 
 def _insert_and_notify(rows: list[tuple]) -> None:

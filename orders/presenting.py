@@ -8,7 +8,7 @@ from orders.models import Order
 def order_summary(order: Order) -> dict:
     """A line in a list: what it is, where it stands, and the last line of its error."""
     return {
-        "id": str(order.id), "kind": order.kind, "status": order.status, "priority": order.priority,
+        "id": str(order.id), "kind": order.kind, "queue": order.queue, "status": order.status, "priority": order.priority,
         "worker": order.worker or None, "attempt": order.attempt,
         "error_summary": order.last_error.strip().splitlines()[-1] if order.last_error.strip() else None,
         "created_at": order.created_at, "finished_at": order.finished_at,
@@ -21,7 +21,7 @@ def order_record(order: Order) -> dict:
     return {
         **order_summary(order),
         "payload": order.payload, "routing_key": order.routing_key, "bucket": order.bucket,
-        "pinned_to": order.pinned_to or None, "max_attempts": order.max_attempts, "result": order.result,
+        "pinned_to": order.pinned_to or None, "unique_key": order.unique_key or None, "max_attempts": order.max_attempts, "result": order.result,
         "error": order.last_error or None, "history": order.history,
         "run_after": order.run_after, "expires_at": order.expires_at, "started_at": order.started_at,
     }

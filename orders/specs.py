@@ -2,6 +2,7 @@
 
 import json
 import operator
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,12 +10,13 @@ from datetime import datetime, timedelta
 from orders import conf
 from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
-from orders.models import MAX_PRIORITY, MIN_PRIORITY, Order, Status
+from orders.models import DEFAULT_QUEUE, MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME_PATTERN, Order, Status, UniqueScope
 from orders.routing import bucket_for
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_SECONDS = 10 * 365 * 24 * 3600  # delays and TTLs beyond ten years are surely mistakes
 MAX_ROUTING_KEY = 200
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 
 
 class OrderRejected(ValueError):
@@ -31,6 +33,7 @@ class OrderRejected(ValueError):
 class OrderSpec:
     kind: str
     payload: dict | None = None
+    queue: str = DEFAULT_QUEUE
     priority: int = 0
     routing_key: str | None = None
     delay: float | timedelta | None = None
@@ -38,6 +41,11 @@ class OrderSpec:
     max_attempts: int | None = None
     pinned_to: str = ""
     run_after: datetime | None = None
+    # At most one order with this key in its scope; placing another gives that one back.
+    unique_key: str | None = None
+    unique_scope: str = UniqueScope.ACTIVE
+    # Scope "period": the key is held this many seconds after placement.
+    unique_period: float | timedelta | None = None
 
 
 def check_client_kind(kind) -> None:
@@ -45,6 +53,32 @@ def check_client_kind(kind) -> None:
     as a Django task names code to import, which only trusted Python may choose."""
     if isinstance(kind, str) and is_registered(kind) and not is_public(kind):
         raise OrderRejected(f"unknown kind {kind!r}", field="kind", code="unknown_kind")
+
+
+def check_queue_name(name) -> str:
+    """A queue's name: letters, digits and ``._-``, as in a command line's --queues."""
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
+        raise OrderRejected(f"queue must be 1 to 100 letters, digits, '.', '_' or '-', got {name!r:.80}",
+                            field="queue", code="invalid_queue")
+    return name
+
+
+def _check_unique(spec: OrderSpec) -> str:
+    """The spec's unique key ("" for none), checked with its scope and period."""
+    if spec.unique_key is None:
+        if spec.unique_period is not None:
+            raise OrderRejected("unique_period needs a unique_key", field="unique_period")
+        return ""
+    key = _check_short_text(spec.unique_key, "unique_key", MAX_ROUTING_KEY)
+    if not key:
+        raise OrderRejected("unique_key must not be empty", field="unique_key")
+    if spec.unique_scope not in UniqueScope.values:
+        raise OrderRejected(f"unique_scope must be one of {', '.join(UniqueScope.values)}", field="unique_scope")
+    period = _seconds(spec.unique_period, "unique_period")
+    if (spec.unique_scope == UniqueScope.PERIOD) != (period is not None and period > 0):
+        raise OrderRejected('unique_period (seconds, more than 0) goes with unique_scope "period", and only with it',
+                            field="unique_period")
+    return key
 
 
 def _seconds(value, name: str) -> float | None:
@@ -155,11 +189,12 @@ class OrderBuilder:
         routing_key = str(order_id) if spec.routing_key is None else spec.routing_key
         _check_short_text(routing_key, "routing_key", MAX_ROUTING_KEY)
         return _in_field_order({
-            "id": order_id, "kind": spec.kind, "payload": _check_payload(spec.payload, settings),
+            "id": order_id, "kind": spec.kind, "queue": check_queue_name(spec.queue), "payload": _check_payload(spec.payload, settings),
             "priority": _check_priority(spec.priority), "status": Status.QUEUED, "routing_key": routing_key,
             "bucket": bucket_for(routing_key, settings.buckets),
             "pinned_to": _check_short_text(spec.pinned_to or "", "pinned_to", 100), "worker": "", "attempt": 0,
             "max_attempts": _check_max_attempts(spec.max_attempts, settings), "uncounted_attempts": 0,
             "run_after": run_after, "expires_at": expires_at, "lease_expires_at": None, "result": None,
             "last_error": "", "history": [], "created_at": now, "started_at": None, "finished_at": None,
+            "unique_key": _check_unique(spec),
         })

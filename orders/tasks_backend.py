@@ -127,7 +127,7 @@ class PizzaqBackend(BaseTaskBackend):
             "run_after": task.run_after and task.run_after.isoformat(),
         }
         order = place_order(
-            TASK_KIND, payload, priority=int(task.priority), run_after=task.run_after,
+            TASK_KIND, payload, queue=task.queue_name, priority=int(task.priority), run_after=task.run_after,
             max_attempts=getattr(task, "max_attempts", None) or self.max_attempts,
         )
         result = result_from_order(order)

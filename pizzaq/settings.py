@@ -200,12 +200,12 @@ LOGGING = {
     },
 }
 
-# Django's Tasks framework, run by pizzaq's workers (docs/tasks.md). QUEUES and OPTIONS
-# show their defaults.
+# Django's Tasks framework, run by pizzaq's workers (docs/tasks.md): each queue name is a
+# pizzaq queue (runworker --queues). OPTIONS shows its default.
 TASKS = {
     "default": {
         "BACKEND": "orders.tasks_backend.PizzaqBackend",
-        "QUEUES": ["default"],
+        "QUEUES": ["default", "emails"],
         "OPTIONS": {"MAX_ATTEMPTS": 1},
     },
 }

@@ -1,4 +1,5 @@
-"""What people do to the queue: force-fail a worker, retry, cancel or requeue an order.
+"""What people do to the queue: force-fail a worker, retry, cancel or requeue an order,
+pause or resume a named queue.
 
 One place for the dashboard's HTTP views, its websocket and the admin: each action checks
 the same named permission, calls the same service, and is recorded as an Event naming who
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from orders import services
+from orders import queues, services
+from orders.specs import OrderRejected, check_queue_name
 from workers.events import record
 from workers.membership import force_fail
 from workers.models import EventKind
@@ -26,8 +28,14 @@ class ActionResult:
     def ok(self) -> bool:
         return self.status == 200
 
+    @property
+    def code(self) -> str:
+        """The error code an API answer carries."""
+        return {400: "invalid", 403: "forbidden", 404: "not_found", 409: "conflict"}.get(self.status, "ok")
+
 
 ORDER_ACTIONS = {"retry": services.retry, "cancel": services.cancel, "requeue": services.requeue}
+QUEUE_ACTIONS = {"pause": queues.pause, "resume": queues.resume}
 
 
 def may_operate(user) -> bool:
@@ -44,6 +52,8 @@ def perform(user, action: str, target: str) -> ActionResult:
         outcome = force_fail(target, actor)
         return ActionResult(200 if outcome else 404 if outcome.message.startswith("no worker") else 409,
                             outcome.message)
+    if action in QUEUE_ACTIONS:
+        return act_on_queue(action, target, actor)
     if action not in ORDER_ACTIONS:
         return ActionResult(404, f"no action {action!r}")
     try:
@@ -58,3 +68,17 @@ def perform(user, action: str, target: str) -> ActionResult:
     if outcome:
         return ActionResult(200, outcome.message)
     return ActionResult(404 if outcome.message.startswith("no order") else 409, outcome.message)
+
+
+def act_on_queue(action: str, name: str, actor: str) -> ActionResult:
+    """Pause or resume the queue ``name`` for ``actor``, recorded with the change. (The
+    permission is the caller's to check: ``perform`` does, a management command need not.)"""
+    try:
+        check_queue_name(name)
+    except OrderRejected as rejected:
+        return ActionResult(400, rejected.message)
+    with transaction.atomic():
+        outcome = QUEUE_ACTIONS[action](name, actor)
+        if outcome:
+            record(EventKind.ACTION, f"{actor}: {outcome.message}", actor=actor, data={"action": action, "queue": name})
+    return ActionResult(200 if outcome else 409, outcome.message)

@@ -1,46 +1,59 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from orders.admin import OrderAdmin
-from orders.models import Order
+from orders.admin import OrderAdmin, QueueAdmin
+from orders.models import Order, Queue
 from workers import actions
 from workers.models import Bucket, Event, Worker
 
 
-class OperatedOrderAdmin(OrderAdmin):
-    """Orders, with what people do to them. The admin is a screen like the dashboard: its
-    actions go through the same permission check, services and audit trail."""
-
-    actions = ["retry_orders", "cancel_orders", "requeue_orders"]
+class Operated:
+    """An admin whose actions go through the same permission check, services and audit
+    trail as the dashboard's: the admin is a screen like the dashboard."""
 
     def _apply(self, request, queryset, action: str):
-        for order_id in queryset.values_list("pk", flat=True):
-            result = actions.perform(request.user, action, str(order_id))
+        for target in queryset.values_list("pk", flat=True):
+            result = actions.perform(request.user, action, str(target))
             self.message_user(request, result.message, messages.SUCCESS if result.ok else messages.WARNING)
 
     def has_operate_permission(self, request):
         return actions.may_operate(request.user)
 
-    @admin.action(description="Retry the selected dead orders", permissions=["operate"])
-    def retry_orders(self, request, queryset):
-        self._apply(request, queryset, "retry")
 
-    @admin.action(description="Cancel the selected queued or dead orders", permissions=["operate"])
-    def cancel_orders(self, request, queryset):
-        self._apply(request, queryset, "cancel")
+def operation(action: str, description: str):
+    """An admin action that does ``action`` to each selected row, through ``actions.perform``."""
 
-    @admin.action(description="Requeue the selected running, expired or cancelled orders", permissions=["operate"])
-    def requeue_orders(self, request, queryset):
-        self._apply(request, queryset, "requeue")
+    @admin.action(description=description, permissions=["operate"])
+    def run(modeladmin, request, queryset):
+        modeladmin._apply(request, queryset, action)
+
+    run.__name__ = f"{action}_selected"
+    return run
+
+
+class OperatedOrderAdmin(Operated, OrderAdmin):
+    """Orders, with what people do to them."""
+
+    actions = [operation("retry", "Retry the selected dead orders"),
+               operation("cancel", "Cancel the selected queued, running or dead orders"),
+               operation("requeue", "Requeue the selected running, expired or cancelled orders")]
+
+
+class OperatedQueueAdmin(Operated, QueueAdmin):
+    """Queues, paused and resumed from the list."""
+
+    actions = [operation("pause", "Pause the selected queues"), operation("resume", "Resume the selected queues")]
 
 
 admin.site.unregister(Order)
 admin.site.register(Order, OperatedOrderAdmin)
+admin.site.unregister(Queue)
+admin.site.register(Queue, OperatedQueueAdmin)
 
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "heartbeat_age_display", "host", "pid", "concurrency", "incarnation", "started_at"]
+    list_display = ["name", "status", "heartbeat_age_display", "host", "pid", "concurrency", "queues", "incarnation", "started_at"]
     list_filter = ["status", "host"]
     search_fields = ["name", "host"]
     actions = ["force_fail_workers"]
@@ -81,8 +94,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Bucket)
 class BucketAdmin(ReadOnlyAdmin):
-    list_display = ["number", "owner", "changed_at"]
-    list_filter = ["owner"]
+    list_display = ["number", "queue", "owner", "changed_at"]
+    list_filter = ["queue", "owner"]
 
 
 @admin.register(Event)

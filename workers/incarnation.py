@@ -38,7 +38,7 @@ from workers import membership
 from workers.beacon import ChangeBeacon
 from workers.contact import DatabaseContact, GaveUp, retry_delay
 from workers.listener import Listener, listen_params
-from workers.ownership import owned_by, still_alive
+from workers.ownership import still_alive, territory
 from workers.recorder import Recorder
 from workers.supervision import keep_running
 
@@ -108,8 +108,9 @@ class Run:
 
 
 class Incarnation:
-    def __init__(self, name: str, concurrency: int, capacity: int, grace: float):
+    def __init__(self, name: str, concurrency: int, capacity: int, grace: float, queues=()):
         self.name, self.concurrency, self.capacity, self.grace = name, concurrency, capacity, grace
+        self.queues = tuple(queues)  # empty: every queue
         self.refill_at = capacity // 2
         self.stopping = threading.Event()
         # Set once shutdown is over: heartbeats and lease renewals go on until then, so a
@@ -143,7 +144,7 @@ class Incarnation:
     def run(self) -> Ending:
         """Register, work until stopped or fenced off, shut down; why it ended."""
         try:
-            self.worker = self._until_done("registering", lambda: membership.register(self.name, self.concurrency))
+            self.worker = self._until_done("registering", lambda: membership.register(self.name, self.concurrency, self.queues))
         except GaveUp:
             return Ending.STOPPED
         self.last_beat = time.monotonic()
@@ -199,7 +200,7 @@ class Incarnation:
 
     def _loop(self) -> None:
         poll = conf.get().poll_interval
-        claim = Claim(self.name, buckets=owned_by(self.name), alive=still_alive(self.worker))
+        claim = Claim(self.name, mine=territory(self.name), alive=still_alive(self.worker), queues=self.queues or None)
         failures = 0
         while not self.stopping.is_set():
             self.wake.clear()

@@ -17,7 +17,7 @@ from orders.services import Outcome
 from orders import conf
 from workers.events import record
 from workers.models import LIVE, EventKind, Worker, WorkerStatus
-from workers.ownership import describe_moves, lock_membership, queued_orders_following, rebalance
+from workers.ownership import describe_moves, lock_membership, moved_buckets, queued_orders_following, rebalance
 
 
 def change_membership(make, describe):
@@ -52,17 +52,22 @@ def _is_running_elsewhere(worker: Worker, now) -> bool:
     return worker.is_live and not ours and worker.heartbeat_age(now) < conf.get().worker_timeout
 
 
-def register(name: str, concurrency: int = 1) -> Worker:
-    """Join as ``name``: a new row, or a new incarnation of a worker that left or died.
-    The newcomer takes its share of the buckets at once."""
-    worker, _ = change_membership(lambda: _join(name, concurrency), lambda worker, changes: {
-        "kind": EventKind.JOINED, "worker": name, "data": {"buckets": sorted(changes)},
+def register(name: str, concurrency: int = 1, queues=()) -> Worker:
+    """Join as ``name``, serving ``queues`` (empty: every queue): a new row, or a new
+    incarnation of a worker that left or died. The newcomer takes its share of the
+    buckets at once."""
+    worker, _ = change_membership(lambda: _join(name, concurrency, sorted(set(queues))), lambda worker, changes: {
+        "kind": EventKind.JOINED, "worker": name, "data": {"buckets": moved_buckets(changes)},
         "message": f"{name} joined (incarnation {worker.incarnation}, {worker.host} pid {worker.pid}, "
-                   f"concurrency {concurrency}); took {len(changes)} buckets"})
+                   f"concurrency {concurrency}, {_serving(worker)}); took {len(changes)} buckets"})
     return worker
 
 
-def _join(name: str, concurrency: int) -> Worker:
+def _serving(worker: Worker) -> str:
+    return f"queues {', '.join(worker.queues)}" if worker.queues else "every queue"
+
+
+def _join(name: str, concurrency: int, queues: list[str]) -> Worker:
     now = timezone.now()
     worker, created = Worker.objects.select_for_update().get_or_create(name=name)
     if not created and _is_running_elsewhere(worker, now):
@@ -74,13 +79,13 @@ def _join(name: str, concurrency: int) -> Worker:
         # The previous incarnation went silent without being declared dead (or is our
         # own, gone): its runs are lost with it, so their orders go back to the queue.
         services.requeue_running_on(name, f"{name} restarted")
-    _start_incarnation(worker, concurrency, now)
+    _start_incarnation(worker, concurrency, queues, now)
     return worker
 
 
-def _start_incarnation(worker: Worker, concurrency: int, now) -> None:
+def _start_incarnation(worker: Worker, concurrency: int, queues: list[str], now) -> None:
     worker.incarnation += 1
-    worker.host, worker.pid, worker.concurrency = _this_host(), os.getpid(), concurrency
+    worker.host, worker.pid, worker.concurrency, worker.queues = _this_host(), os.getpid(), concurrency, queues
     worker.status, worker.started_at, worker.last_heartbeat, worker.stopped_at = (
         WorkerStatus.ALIVE, now, now, None,
     )
@@ -103,7 +108,7 @@ def mark_stopping(worker: Worker) -> bool:
         lambda: _this_incarnation(worker).update(status=WorkerStatus.STOPPING),
         lambda _, changes: changes and {"kind": EventKind.REASSIGNED, "worker": worker.name,
                                         "message": f"{worker.name} is stopping: " + _moves(changes),
-                                        "data": {"buckets": sorted(changes)}})
+                                        "data": {"buckets": moved_buckets(changes)}})
     return bool(stopping)
 
 
@@ -117,7 +122,7 @@ def deregister(worker: Worker, reason: str) -> bool:
         return {"released": services.requeue_running_on(worker.name, f"{worker.name} left: {reason}")}
 
     left, _ = change_membership(leave, lambda left, changes: {
-        "kind": EventKind.LEFT, "worker": worker.name, "data": {**left, "buckets": sorted(changes)},
+        "kind": EventKind.LEFT, "worker": worker.name, "data": {**left, "buckets": moved_buckets(changes)},
         "message": f"{worker.name} left ({reason}); {left['released']} running orders released; " + _moves(changes)})
     return bool(left)
 
@@ -149,7 +154,7 @@ def declare_dead(name: str, death: Death, *, silent_since=None) -> Outcome:
     def describe(counts, changes):
         moved = queued_orders_following(changes)
         return {"kind": death.kind, "worker": name, "actor": death.actor,
-                "data": {**counts, "moved": dict(moved), "buckets": sorted(changes)},
+                "data": {**counts, "moved": dict(moved), "buckets": moved_buckets(changes)},
                 "message": f"{death.reason}: declared dead; {counts['requeued']} running orders requeued, "
                            f"{counts['closed']} pinned orders closed; " + describe_moves(changes, moved)}
 

@@ -31,6 +31,8 @@ class Worker(models.Model):
     host = models.CharField(max_length=255, blank=True, default="")
     pid = models.IntegerField(null=True, blank=True)
     concurrency = models.IntegerField(default=1)
+    # The queues it serves (runworker --queues); empty: every queue.
+    queues = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=10, choices=WorkerStatus.choices, default=WorkerStatus.ALIVE)
     started_at = models.DateTimeField(default=timezone.now)
     last_heartbeat = models.DateTimeField(default=timezone.now)
@@ -52,6 +54,9 @@ class Worker(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE
+
+    def serves(self, queue: str) -> bool:
+        return not self.queues or queue in self.queues
 
     def heartbeat_age(self, now=None) -> float:
         return ((now or timezone.now()) - self.last_heartbeat).total_seconds()
@@ -85,24 +90,39 @@ class Event(models.Model):
         return self.message
 
 
-class Bucket(models.Model):
-    """Which live worker owns a bucket of orders. Workers claim only in their buckets."""
+class BucketQuerySet(models.QuerySet):
+    def owners(self, queue: str = "") -> dict[int, str]:
+        """{bucket number: owner} of one queue's rows ("": every queue no live worker names)."""
+        return dict(self.filter(queue=queue).values_list("number", "owner"))
 
-    number = models.IntegerField(primary_key=True)
+
+class Bucket(models.Model):
+    """Which live worker owns a bucket of orders, per queue. Workers claim only in their
+    buckets. ``queue`` is a queue that some live worker names in its --queues (owned by
+    the ring of the workers that serve it), or "" for every other queue (owned by the ring
+    of the workers that serve all queues)."""
+
+    OTHER_QUEUES = ""
+
+    queue = models.CharField(max_length=100, blank=True, default=OTHER_QUEUES)
+    number = models.IntegerField()
     owner = models.CharField(max_length=100, blank=True, default="")
     # When the owner last changed.
     changed_at = models.DateTimeField(default=timezone.now)
 
+    objects = BucketQuerySet.as_manager()
+
     class Meta:
-        ordering = ["number"]
+        ordering = ["queue", "number"]
+        constraints = [models.UniqueConstraint(fields=["number", "queue"], name="bucket_number_queue")]
         indexes = [
             # Every claim reads its worker's bucket numbers: from this index alone, without
             # visiting the table (a third of a claim's time at 1,024 buckets, before).
-            models.Index(fields=["owner", "number"], name="bucket_owner_idx"),
+            models.Index(fields=["owner", "queue", "number"], name="bucket_owner_idx"),
         ]
 
     def __str__(self):
-        return f"bucket {self.number} -> {self.owner or 'nobody'}"
+        return f"bucket {self.number}{f' of {self.queue}' if self.queue else ''} -> {self.owner or 'nobody'}"
 
 
 class NotifierLease(models.Model):

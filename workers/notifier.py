@@ -30,6 +30,7 @@ from workers.beacon import ChangeBeacon
 from workers.contact import RETRY_CAP, DatabaseContact
 from workers.membership import Death, change_membership, declare_dead
 from workers.models import EventKind, QueueSample, Worker, WorkerStatus
+from workers.ownership import moved_buckets
 from workers.supervision import keep_running
 
 log = logging.getLogger("pizzaq.notifier")
@@ -209,6 +210,6 @@ class Notifier:
         if not Worker.objects.filter(status=WorkerStatus.ALIVE).exists():
             return False
         _, event = change_membership(lambda: True, lambda _, changes: changes and {
-            "kind": EventKind.REASSIGNED, "actor": self.identity, "data": {"buckets": sorted(changes)},
+            "kind": EventKind.REASSIGNED, "actor": self.identity, "data": {"buckets": moved_buckets(changes)},
             "message": f"{len(changes)} buckets reassigned to match the ring"})
         return event is not None

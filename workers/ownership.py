@@ -1,13 +1,15 @@
-"""Bucket ownership: the ring of alive workers decides, the Bucket table remembers.
+"""Bucket ownership: the rings of alive workers decide, the Bucket table remembers.
 
-Only the buckets whose owner changes are written. Every rebalance runs
-under one lock, so two of them never interleave.
+Every queue a live worker names in its --queues has a ring of the workers that serve it;
+all other queues share the ring of the workers that serve every queue. Only the buckets
+whose owner changes are written. Every rebalance runs under one lock, so two of them
+never interleave.
 """
 
 from collections import Counter, defaultdict
 
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from orders.models import Order, Status
@@ -29,9 +31,15 @@ def lock_membership() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [MEMBERSHIP_LOCK])
 
 
-def owned_by(name: str):
-    """The bucket numbers ``name`` owns, as a subquery a claim can filter on."""
-    return Bucket.objects.filter(owner=name).values("number")
+def territory(name: str) -> Q:
+    """The unpinned orders ``name`` may claim, as a filter a claim composes: those whose
+    bucket it owns in their queue's rows. An order of a queue some live worker names uses
+    that queue's rows; any other order uses the rows of ``Bucket.OTHER_QUEUES``."""
+    # Each named queue has a row for every bucket number, so bucket 0 lists them once.
+    named = Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values("queue")
+    other = Bucket.objects.filter(owner=name, queue=Bucket.OTHER_QUEUES).values("number")
+    own_named = Bucket.objects.filter(owner=name, queue=OuterRef("queue"), number=OuterRef("bucket"))
+    return Q(Q(bucket__in=other), ~Q(queue__in=named)) | Q(Q(queue__in=named), Exists(own_named))
 
 
 def still_alive(worker: Worker):
@@ -39,48 +47,76 @@ def still_alive(worker: Worker):
     return Worker.objects.filter(pk=worker.pk, incarnation=worker.incarnation, status=WorkerStatus.ALIVE)
 
 
-def _ring() -> HashRing:
-    return HashRing(Worker.objects.filter(status=WorkerStatus.ALIVE).values_list("name", flat=True))
+def rings() -> dict[str, HashRing]:
+    """The ring of each queue's rows: the workers serving every queue for
+    ``Bucket.OTHER_QUEUES``; for each queue a live worker names, the workers serving it."""
+    alive = list(Worker.objects.filter(status=WorkerStatus.ALIVE).values_list("name", "queues"))
+    named = sorted({queue for _, queues in alive for queue in queues})
+    every = [name for name, queues in alive if not queues]
+    return {Bucket.OTHER_QUEUES: HashRing(every),
+            **{queue: HashRing(every + [name for name, queues in alive if queue in queues]) for queue in named}}
 
 
-def rebalance() -> dict[int, tuple[str, str]]:
-    """Make the Bucket table match the ring of alive workers; returns {bucket: (old, new)}.
-    Call inside a transaction that holds ``lock_membership()``."""
-    ring = _ring()
-    if not ring.nodes:
+def rebalance() -> dict[tuple[str, int], tuple[str, str]]:
+    """Make the Bucket table match the rings of alive workers; returns
+    {(queue, bucket): (old owner, new owner)}. A bucket whose ring is empty has no owner:
+    its orders wait. Call inside a transaction that holds ``lock_membership()``."""
+    wanted_rings = rings()
+    if not any(ring.nodes for ring in wanted_rings.values()):
         return {}  # nobody to give buckets to; they wait for the next worker to join
-    wanted = ring.assignments(conf.get().buckets)
-    current = dict(Bucket.objects.values_list("number", "owner"))
+    count = conf.get().buckets
+    wanted = {(queue, number): owner or ""
+              for queue, ring in wanted_rings.items() for number, owner in ring.assignments(count).items()}
+    current = {(queue, number): owner for queue, number, owner in Bucket.objects.values_list("queue", "number", "owner")}
     now = timezone.now()
-    Bucket.objects.bulk_create(
-        [Bucket(number=b, owner=owner, changed_at=now) for b, owner in wanted.items() if b not in current]
-    )
-    changes = {b: (current.get(b, ""), owner) for b, owner in wanted.items() if current.get(b) != owner}
+    # Rows of queues no live worker names any more: their orders follow OTHER_QUEUES now.
+    Bucket.objects.exclude(queue__in=list(wanted_rings)).delete()
+    Bucket.objects.filter(number__gte=count).delete()
+    Bucket.objects.bulk_create([Bucket(queue=queue, number=number, owner=owner, changed_at=now)
+                                for (queue, number), owner in wanted.items() if (queue, number) not in current])
+    changes = {key: (current.get(key, ""), owner) for key, owner in wanted.items() if current.get(key, "") != owner}
     by_new_owner = defaultdict(list)
-    for bucket, (old, new) in changes.items():
-        if bucket in current:  # rows created just now already carry their owner
-            by_new_owner[new].append(bucket)
-    for owner, buckets in by_new_owner.items():
-        Bucket.objects.filter(number__in=buckets).update(owner=owner, changed_at=now)
+    for (queue, number), (_, new) in changes.items():
+        if (queue, number) in current:  # rows created just now already carry their owner
+            by_new_owner[queue, new].append(number)
+    for (queue, owner), numbers in by_new_owner.items():
+        Bucket.objects.filter(queue=queue, number__in=numbers).update(owner=owner, changed_at=now)
     return changes
 
 
-def queued_orders_following(changes: dict[int, tuple[str, str]]) -> Counter:
+def queued_orders_following(changes: dict[tuple[str, int], tuple[str, str]]) -> Counter:
     """How many queued orders now belong to each new owner because their bucket moved."""
-    counts = (
-        Order.objects.filter(status=Status.QUEUED, pinned_to="", bucket__in=list(changes))
-        .values("bucket").annotate(n=Count("id")).values_list("bucket", "n")
-    )
+    named = set(Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values_list("queue", flat=True))
+    new_owner = {key: new for key, (_, new) in changes.items()}
+    by_queue = defaultdict(list)
+    for queue, number in changes:
+        by_queue[queue].append(number)
     moved = Counter()
-    for bucket, n in counts:
-        moved[changes[bucket][1]] += n
+    for queue, numbers in by_queue.items():
+        orders = Order.objects.filter(status=Status.QUEUED, pinned_to="", bucket__in=numbers)
+        orders = orders.exclude(queue__in=named) if queue == Bucket.OTHER_QUEUES else orders.filter(queue=queue)
+        for bucket, n in orders.values("bucket").annotate(n=Count("id")).values_list("bucket", "n"):
+            if owner := new_owner[queue, bucket]:
+                moved[owner] += n
     return moved
 
 
-def describe_moves(changes: dict[int, tuple[str, str]], orders: Counter) -> str:
+def moved_buckets(changes: dict[tuple[str, int], tuple[str, str]]) -> dict[str, list[int]]:
+    """The bucket numbers that changed owner, per queue ("" for every other queue)."""
+    by_queue = defaultdict(list)
+    for queue, number in sorted(changes):
+        by_queue[queue].append(number)
+    return dict(by_queue)
+
+
+def describe_moves(changes: dict[tuple[str, int], tuple[str, str]], orders: Counter) -> str:
     """"12 orders moved (S0: 5, S1: 7); buckets 17, 40, ... moved" in a few words."""
     per_owner = ", ".join(f"{owner}: {n}" for owner, n in sorted(orders.items()))
-    buckets = sorted(changes)
-    shown = ", ".join(map(str, buckets[:8])) + (", ..." if len(buckets) > 8 else "")
     text = f"{sum(orders.values())} orders moved" + (f" ({per_owner})" if per_owner else "")
-    return text + (f"; {len(buckets)} buckets moved ({shown})" if buckets else "; no buckets moved")
+    if not changes:
+        return text + "; no buckets moved"
+    parts = []
+    for queue, numbers in moved_buckets(changes).items():
+        shown = ", ".join(map(str, numbers[:8])) + (", ..." if len(numbers) > 8 else "")
+        parts.append(f"{len(numbers)} buckets{f' of queue {queue}' if queue else ''} moved ({shown})")
+    return text + "; " + "; ".join(parts)

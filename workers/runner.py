@@ -23,9 +23,10 @@ EXIT_FENCED = 3
 
 class Runner:
     def __init__(self, name: str, concurrency: int = 4, grace: float | None = None, prefetch: int | None = None,
-                 *, exit_when_fenced: bool = False, rejoin_delay: float | None = None):
+                 *, exit_when_fenced: bool = False, rejoin_delay: float | None = None, queues=()):
         settings = conf.get()
         self.name, self.concurrency = name, concurrency
+        self.queues = tuple(sorted(set(queues)))  # empty: every queue
         self.capacity = concurrency + (DEFAULT_PREFETCH_PER_THREAD * concurrency if prefetch is None else prefetch)
         self.grace = settings.shutdown_grace if grace is None else grace
         self.exit_when_fenced = exit_when_fenced
@@ -40,7 +41,7 @@ class Runner:
     def run(self) -> int:
         """Work until stopped; returns the process exit code."""
         while not self.stopping.is_set():
-            self.current = Incarnation(self.name, self.concurrency, self.capacity, self.grace)
+            self.current = Incarnation(self.name, self.concurrency, self.capacity, self.grace, self.queues)
             if self.stopping.is_set():
                 break  # a signal came while the incarnation was being made
             ending = self._run_incarnation()

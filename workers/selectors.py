@@ -3,10 +3,13 @@
 
 from collections import Counter
 
-from django.db.models import Count
+from datetime import timedelta
 
-from orders.models import Order, Status
-from workers.models import Event, Worker
+from django.db.models import Count
+from django.utils import timezone
+
+from orders.models import DEFAULT_QUEUE, Order, Queue, Status
+from workers.models import Event, Worker, WorkerStatus
 
 
 def iso(moment):
@@ -40,7 +43,7 @@ def worker_rows(now, owners: dict[int, str]) -> list[dict]:
     return [
         {
             "name": w.name, "status": w.status, "incarnation": w.incarnation, "host": w.host, "pid": w.pid,
-            "concurrency": w.concurrency,
+            "concurrency": w.concurrency, "queues": w.queues,
             "heartbeat_age": round(w.heartbeat_age(now), 1), "running": running[w.name],
             "queued": queued[w.name], "buckets": buckets[w.name], "done": done[w.name],
         }
@@ -53,3 +56,30 @@ def recent_events(limit: int) -> list[dict]:
         {"at": iso(e.created_at), "kind": e.kind, "worker": e.worker, "actor": e.actor, "message": e.message}
         for e in Event.objects.order_by("-created_at", "-id")[:limit]
     ]
+
+
+def queue_rows(now=None) -> list[dict]:
+    """Every queue that has orders waiting or running, is paused, or is named by a live
+    worker: its depth, what runs, how many finished in the last minute, whether it is
+    paused and by whom, and which live shops serve it."""
+    now = now or timezone.now()
+    active = Counter()
+    for queue, status, n in (Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
+                             .values_list("queue", "status").annotate(n=Count("id"))):
+        active[queue, status] = n
+    finished = Counter(dict(Order.objects.filter(status=Status.DONE, finished_at__gte=now - timedelta(minutes=1))
+                            .values_list("queue").annotate(n=Count("id"))))
+    settings = {queue.name: queue for queue in Queue.objects.all()}
+    live = list(Worker.objects.filter(status=WorkerStatus.ALIVE).values_list("name", "queues"))
+    names = {DEFAULT_QUEUE, *settings, *(queue for queue, _ in active), *(q for _, queues in live for q in queues)}
+    rows = []
+    for name in sorted(names):
+        queue = settings.get(name)
+        served_by = [worker for worker, queues in live if not queues or name in queues]
+        rows.append({
+            "name": name, "queued": active[name, Status.QUEUED], "running": active[name, Status.RUNNING],
+            "done_last_minute": finished[name], "paused": bool(queue and queue.is_paused),
+            "paused_by": queue.paused_by if queue and queue.is_paused else None,
+            "paused_at": iso(queue.paused_at) if queue else None, "served_by": served_by,
+        })
+    return rows

@@ -18,7 +18,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if not (user and user.is_authenticated and user.is_staff and user.is_active):
             await self.close(code=FORBIDDEN)
             return
-        self.filters = {"status": "", "kind": ""}
+        self.filters = {"status": "", "kind": "", "queue": ""}
         await self.channel_layer.group_add(bridge.GROUP, self.channel_name)
         await self.accept()
         bridge.ensure_running()
@@ -34,7 +34,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         if isinstance(content.get("filter"), dict):
             wanted = content["filter"]
-            self.filters = {key: str(wanted.get(key) or "")[:100] for key in ("status", "kind")}
+            self.filters = {key: str(wanted.get(key) or "")[:100] for key in ("status", "kind", "queue")}
             await self.send_snapshot()
 
     async def dashboard_changed(self, message):

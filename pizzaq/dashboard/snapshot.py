@@ -12,7 +12,7 @@ from orders.models import Order, Status
 from orders.presenting import order_summary
 from orders import conf
 from workers.models import Bucket, QueueSample
-from workers.selectors import iso, queue_summary, recent_events, worker_rows
+from workers.selectors import iso, queue_rows, queue_summary, recent_events, worker_rows
 
 WINDOW = timedelta(minutes=15)
 RECENT_ORDERS = 50
@@ -47,6 +47,12 @@ def with_fail_urls(workers: list[dict]) -> list[dict]:
     return [{**row, "fail_url": reverse("dashboard-fail-worker", args=[row["name"]])} for row in workers]
 
 
+def with_queue_urls(queues: list[dict]) -> list[dict]:
+    """Each queue row with the addresses of its Pause and Resume buttons."""
+    return [{**row, "pause_url": reverse("dashboard-queue-pause", args=[row["name"]]),
+             "resume_url": reverse("dashboard-queue-resume", args=[row["name"]])} for row in queues]
+
+
 def ring(owners: dict[int, str]) -> dict:
     """Owners as indexes into a name list: 1,024 buckets stay a few kilobytes."""
     names = sorted({owner for owner in owners.values() if owner})
@@ -54,8 +60,10 @@ def ring(owners: dict[int, str]) -> dict:
     return {"owners": names, "buckets": [index.get(owners.get(b, ""), -1) for b in range(conf.get().buckets)]}
 
 
-def recent_orders(status: str = "", kind: str = "") -> list[dict]:
+def recent_orders(status: str = "", kind: str = "", queue: str = "") -> list[dict]:
     orders = Order.objects.order_by("-id")
+    if queue:
+        orders = orders.filter(queue=queue)
     if status in Status.values:
         orders = orders.filter(status=status)
     if kind:
@@ -67,12 +75,14 @@ def dead_letters() -> list[dict]:
     return [order_row(order) for order in Order.objects.filter(status=Status.DEAD).order_by("-finished_at")[:DEAD_LETTERS]]
 
 
-def snapshot(status: str = "", kind: str = "") -> dict:
-    """The whole dashboard as JSON-ready data; ``status`` and ``kind`` filter recent orders."""
+def snapshot(status: str = "", kind: str = "", queue: str = "") -> dict:
+    """The whole dashboard as JSON-ready data; ``status``, ``kind`` and ``queue`` filter
+    recent orders."""
     now = timezone.now()
-    owners = dict(Bucket.objects.values_list("number", "owner"))
+    owners = Bucket.objects.owners()
     return {
         "at": iso(now), "summary": queue_summary(), "charts": charts(now), "workers": with_fail_urls(worker_rows(now, owners)),
-        "ring": ring(owners), "events": recent_events(RECENT_EVENTS), "orders": recent_orders(status, kind),
+        "queues": with_queue_urls(queue_rows(now)),
+        "ring": ring(owners), "events": recent_events(RECENT_EVENTS), "orders": recent_orders(status, kind, queue),
         "dead": dead_letters(), "kinds": registered_kinds(),
     }

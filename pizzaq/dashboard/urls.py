@@ -6,7 +6,9 @@ urlpatterns = [
     path("", views.index, name="dashboard"),
     path("orders/<uuid:order_id>", views.order_page, name="dashboard-order"),
     path("dashboard/orders", views.place, name="dashboard-place"),
-    path("dashboard/orders/<uuid:order_id>/retry", views.retry_order, name="dashboard-retry"),
-    path("dashboard/orders/<uuid:order_id>/cancel", views.cancel_order, name="dashboard-cancel"),
-    path("dashboard/workers/<str:name>/fail", views.fail_worker, name="dashboard-fail-worker"),
+    path("dashboard/orders/<uuid:target>/retry", views.act, {"action": "retry"}, name="dashboard-retry"),
+    path("dashboard/orders/<uuid:target>/cancel", views.act, {"action": "cancel"}, name="dashboard-cancel"),
+    path("dashboard/workers/<str:target>/fail", views.act, {"action": "force_fail"}, name="dashboard-fail-worker"),
+    path("dashboard/queues/<str:target>/pause", views.act, {"action": "pause"}, name="dashboard-queue-pause"),
+    path("dashboard/queues/<str:target>/resume", views.act, {"action": "resume"}, name="dashboard-queue-resume"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from orders import services
 from orders.api import api_error, rate_limited
 from orders.handlers import registered_kinds
-from orders.models import Order, Status
+from orders.models import DEFAULT_QUEUE, Order, Status
 from orders.presenting import order_summary
 from orders.specs import OrderRejected, check_client_kind
 from workers import actions
@@ -50,6 +50,7 @@ def _form_to_options(form) -> tuple[str, object, dict]:
     except ValueError as error:
         raise OrderRejected(f"payload is not valid JSON: {error}", field="payload") from None
     options = {
+        "queue": form.get("queue", "").strip() or DEFAULT_QUEUE,
         "priority": _number(form.get("priority", ""), "priority", int) or 0,
         "routing_key": form.get("routing_key", "").strip() or None,
         "delay": _number(form.get("delay", ""), "delay"),
@@ -78,29 +79,12 @@ def place(request):
     return JsonResponse({**order_summary(order), "url": reverse("dashboard-order", args=[order.id])}, status=202)
 
 
-ERROR_CODES = {403: "forbidden", 404: "not_found", 409: "conflict"}
-
-
-def _act(request, action: str, target: str):
-    result = actions.perform(request.user, action, target)
+@staff_member_required
+@require_POST
+def act(request, action: str, target):
+    """A button: ``action`` on ``target`` (a worker or queue name, an order id), as the
+    person signed in, with the permission and the audit trail of every screen."""
+    result = actions.perform(request.user, action, str(target))
     if not result.ok:
-        return api_error(result.status, ERROR_CODES[result.status], result.message)
+        return api_error(result.status, result.code, result.message)
     return JsonResponse({"ok": True, "message": result.message})
-
-
-@staff_member_required
-@require_POST
-def fail_worker(request, name):
-    return _act(request, "force_fail", name)
-
-
-@staff_member_required
-@require_POST
-def retry_order(request, order_id):
-    return _act(request, "retry", str(order_id))
-
-
-@staff_member_required
-@require_POST
-def cancel_order(request, order_id):
-    return _act(request, "cancel", str(order_id))

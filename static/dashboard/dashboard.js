@@ -91,6 +91,18 @@ function workerRow(worker) {
     el("td", {}, String(worker.buckets)), el("td", {}, String(worker.done)), el("td", {}, action));
 }
 
+function queueRow(queue) {
+  const served = queue.served_by.length ? queue.served_by.join(", ") : el("span", { class: "warning" }, "no shop serves this queue");
+  const action = !canOperate ? "" : queue.paused
+    ? el("button", { type: "button", onclick: () => act(queue.resume_url), "aria-label": `Resume queue ${queue.name}` }, "Resume")
+    : el("button", { type: "button", class: "secondary", onclick: () => act(queue.pause_url), "aria-label": `Pause queue ${queue.name}` }, "Pause");
+  const state = queue.paused ? el("span", { class: "status status-paused", title: `by ${queue.paused_by || "someone"} at ${time(queue.paused_at)}` }, "paused") : "open";
+  return el("tr", { "data-queue": queue.name },
+    el("th", { scope: "row" }, queue.name), el("td", {}, String(queue.queued)), el("td", {}, String(queue.running)),
+    el("td", {}, String(queue.done_last_minute)), el("td", { class: "served-by" }, served),
+    el("td", { class: "queue-state" }, state), el("td", {}, action));
+}
+
 function renderRing(ring) {
   const canvas = $("ring");
   const count = ring.buckets.length;
@@ -124,7 +136,7 @@ function renderEvents(events) {
 
 function orderRow(order) {
   return el("tr", { "data-order": order.id },
-    el("td", {}, orderLink(order)), el("td", {}, order.kind), el("td", { class: "order-status" }, statusBadge(order.status)),
+    el("td", {}, orderLink(order)), el("td", {}, order.kind), el("td", {}, order.queue), el("td", { class: "order-status" }, statusBadge(order.status)),
     el("td", {}, String(order.priority)), el("td", {}, order.worker || "–"), el("td", {}, String(order.attempt)),
     el("td", {}, time(order.created_at)));
 }
@@ -142,6 +154,7 @@ function render(data) {
   renderSeries("depth-chart", data.charts.queue_depth, data.charts.since, data.charts.now, false);
   renderSeries("done-chart", data.charts.done_per_minute, data.charts.since, data.charts.now, true);
   $("workers").replaceChildren(...data.workers.map(workerRow));
+  $("queues").replaceChildren(...data.queues.map(queueRow));
   renderRing(data.ring);
   renderEvents(data.events);
   $("orders").replaceChildren(...data.orders.map(orderRow));
@@ -183,7 +196,7 @@ $("place-form").addEventListener("submit", async (event) => {
 });
 
 $("order-filter").addEventListener("change", () => {
-  const filter = { status: $("filter-status").value, kind: $("filter-kind").value };
+  const filter = { status: $("filter-status").value, kind: $("filter-kind").value, queue: $("filter-queue").value.trim() };
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ filter }));
 });
 

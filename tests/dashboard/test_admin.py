@@ -3,9 +3,10 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from orders.models import Order, Status
+from orders.models import Order, Queue, Status
 from orders.services import fail, place_order
 from tests.claims import claim
+from workers.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +22,29 @@ def test_the_admin_retries_a_dead_order(admin_client):
     [order] = claim("S0", 1)
     fail(order, "S0", order.attempt, "RuntimeError: burnt")
 
-    response = admin_client.post("/admin/orders/order/", {"action": "retry_orders", "_selected_action": [order.pk]},
+    response = admin_client.post("/admin/orders/order/", {"action": "retry_selected", "_selected_action": [order.pk]},
                                  follow=True)
 
     assert Order.objects.get(pk=order.pk).status == Status.QUEUED
     assert f"order {order.pk} queued again" in [str(m) for m in response.context["messages"]]
+
+
+def test_the_admin_adds_a_queue_pauses_and_resumes_it_and_the_trail_names_who(admin_client):
+    admin_client.post("/admin/orders/queue/add/", {"name": "emails"})
+    pause = admin_client.post("/admin/orders/queue/", {"action": "pause_selected", "_selected_action": ["emails"]},
+                              follow=True)
+
+    assert Queue.objects.get(name="emails").paused_by == "root"
+    assert "queue emails paused" in [str(m) for m in pause.context["messages"]]
+    admin_client.post("/admin/orders/queue/", {"action": "resume_selected", "_selected_action": ["emails"]})
+    assert not Queue.objects.get(name="emails").is_paused
+    assert [e.data["action"] for e in Event.objects.order_by("id")] == ["pause", "resume"]
+
+
+def test_the_admin_refuses_a_queue_name_a_worker_could_not_serve(admin_client):
+    response = admin_client.post("/admin/orders/queue/add/", {"name": "two words"})
+
+    assert response.status_code == 200 and not Queue.objects.exists()
 
 
 def test_the_admin_lists_and_filters_orders(admin_client):

@@ -146,7 +146,7 @@ def test_a_claim_walks_the_claim_index_and_finds_its_orders_by_id_whatever_the_s
     assert "Index Scan using order_claim_idx" in plan, plan
     assert "Sort" not in plan, plan
     assert "Index Scan using orders_order_pkey" in plan, plan  # each picked order, by its id
-    assert "Seq Scan" not in plan, plan
+    assert "Seq Scan on orders_order" not in plan, plan  # (the few paused queues may be read whole)
     assert Order.objects.filter(status=Status.QUEUED).count() == BACKLOG  # explaining claimed nothing
 
 

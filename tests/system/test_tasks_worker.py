@@ -3,6 +3,7 @@ retries, priority, run_after, async tasks, context, and a worker killed mid-task
 
 import os
 import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -46,6 +47,23 @@ def test_an_enqueued_task_runs_on_a_worker_and_its_result_is_read_back(processes
     assert fresh.status == TaskResultStatus.SUCCESSFUL and fresh.return_value == 42
     assert fresh.worker_ids == ["S0"] and fresh.enqueued_at <= fresh.started_at <= fresh.finished_at
     assert echoed.return_value == {"args": [1], "kwargs": {"pizza": "diavola"}}
+
+
+def test_a_task_enqueued_on_the_emails_queue_runs_only_on_a_worker_serving_emails(processes):
+    processes.worker("S0", extra_args=["--queues", "default"], **FAST)
+    wait_for(alive("S0"), message="the default-only worker to join")
+    receipt = tasks.echo.using(queue_name="emails").enqueue("receipt")
+    plain = tasks.echo.enqueue("plain")
+
+    wait_for(finished(plain), message="the default queue's task to finish")
+    time.sleep(1)  # S0 claims every 0.2 s at least: it had its chances at the receipt too
+    receipt.refresh()
+    assert receipt.status == TaskResultStatus.READY and plain.worker_ids == ["S0"]
+
+    processes.worker("S1", extra_args=["--queues", "emails"], **FAST)
+    wait_for(finished(receipt), message="the emails task to finish")
+    assert receipt.status == TaskResultStatus.SUCCESSFUL and receipt.worker_ids == ["S1"]
+    assert receipt.task.queue_name == "emails"
 
 
 def test_a_raising_task_fails_at_once_by_default_and_after_its_retries_when_asked(processes):

@@ -15,13 +15,13 @@ from workers.hashring import HashRing
 from workers.membership import Death, declare_dead, force_fail, heartbeat, register
 from workers.models import Bucket, Event, EventKind, Worker, WorkerStatus
 from workers.notifier import Notifier
-from workers.ownership import owned_by
+from workers.ownership import territory
 
 pytestmark = pytest.mark.django_db
 
 
 def owners() -> dict[int, str]:
-    return dict(Bucket.objects.values_list("number", "owner"))
+    return Bucket.objects.owners()
 
 
 def silence(name: str, seconds: float = 60) -> None:
@@ -37,7 +37,7 @@ def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizz
     register("S0")
     assert set(owners().values()) == {"S0"} and len(owners()) == 256
     place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(100)])
-    in_the_oven = claim("S0", 10, buckets=owned_by("S0"))
+    in_the_oven = claim("S0", 10, mine=territory("S0"))
 
     before = owners()
     register("S1")
@@ -48,7 +48,7 @@ def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizz
     assert 0.3 * 256 < len(moved) < 0.7 * 256
     assert after == HashRing(["S0", "S1"]).assignments(256)
     # Queued orders in the moved buckets follow them; running ones finish where they are.
-    newcomers = claim("S1", 100, buckets=owned_by("S1"))
+    newcomers = claim("S1", 100, mine=territory("S1"))
     assert newcomers and all(after[o.bucket] == "S1" for o in newcomers)
     assert all(complete(o, "S0", o.attempt, "baked") for o in in_the_oven)
 
@@ -57,8 +57,8 @@ def test_a_death_moves_exactly_the_dead_workers_orders_and_leaves_the_rest(pizza
     pizzaq_settings(buckets=64)
     workers = [register(name) for name in ("S0", "S1", "S2")]
     place_orders([OrderSpec("bake", routing_key=f"customer-{n}") for n in range(300)])
-    in_s0_oven = claim("S0", 5, buckets=owned_by("S0"))
-    in_s1_oven = claim("S1", 5, buckets=owned_by("S1"))
+    in_s0_oven = claim("S0", 5, mine=territory("S0"))
+    in_s1_oven = claim("S1", 5, mine=territory("S1"))
     before = owners()
     queued_owner = {o.pk: before[o.bucket] for o in Order.objects.filter(status=Status.QUEUED)}
 
@@ -77,8 +77,8 @@ def test_a_death_moves_exactly_the_dead_workers_orders_and_leaves_the_rest(pizza
 def test_the_death_event_says_how_many_orders_moved_and_where():
     register("S0"), register("S1"), register("S2")
     place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(60)])
-    claim("S2", 3, buckets=owned_by("S2"))
-    expected = Order.objects.filter(bucket__in=owned_by("S2")).count()
+    claim("S2", 3, mine=territory("S2"))
+    expected = Order.objects.filter(territory("S2")).count()
 
     die("S2")
 
@@ -273,4 +273,4 @@ def test_a_dead_worker_cannot_claim_take_away_orders_placed_after_its_death():
     force_fail("S3", "alice")
     place_order("bake", pinned_to="S3")
 
-    assert claim("S3", 5, buckets=owned_by("S3"), alive=still_alive(zombie)) == []
+    assert claim("S3", 5, mine=territory("S3"), alive=still_alive(zombie)) == []

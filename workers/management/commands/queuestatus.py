@@ -46,7 +46,7 @@ class Command(BaseCommand):
 def queue_view() -> Group:
     """The whole screen: one read of the database, drawn as tables."""
     now = timezone.now()
-    owners = dict(Bucket.objects.values_list("number", "owner"))
+    owners = Bucket.objects.owners()
     summary = queue_summary()
     return Group(
         f"[bold]pizzaq[/bold] at {now:%Y-%m-%d %H:%M:%S} UTC   {leader_line(now)}",

@@ -4,6 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from orders.specs import OrderRejected, check_queue_name
 from workers.contact import limit_server_waits
 from workers.membership import NameTaken
 from workers.runner import Runner
@@ -15,6 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--name", default="S0", help="Worker name, unique among live workers (default S0)")
         parser.add_argument("--concurrency", type=int, default=4, help="Orders run at once (default 4)")
+        parser.add_argument("--queues", default="", help="Comma-separated queues to serve (default: every queue)")
         parser.add_argument("--prefetch", type=int, default=None,
                             help="Orders claimed ahead of free threads, so one claim serves many "
                                  "(default: 3 x --concurrency; 0 claims only for free threads)")
@@ -27,7 +29,13 @@ class Command(BaseCommand):
                             help="Exit with code 3 once declared dead instead of rejoining, for "
                                  "supervisors that restart processes themselves")
 
-    def handle(self, *args, name, concurrency, prefetch, grace, rejoin_delay, exit_when_fenced, **options):
+    def handle(self, *args, name, concurrency, queues, prefetch, grace, rejoin_delay, exit_when_fenced, **options):
+        queues = [queue.strip() for queue in queues.split(",") if queue.strip()]
+        for queue in queues:
+            try:
+                check_queue_name(queue)
+            except OrderRejected as rejected:
+                raise CommandError(f"--queues: {rejected.message}") from None
         if concurrency < 1:
             raise CommandError("--concurrency must be 1 or more")
         if prefetch is not None and prefetch < 0:
@@ -36,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError("--rejoin-delay must be 0 or more")
         limit_server_waits()
         runner = Runner(name, concurrency, grace, prefetch, exit_when_fenced=exit_when_fenced,
-                        rejoin_delay=rejoin_delay)
+                        rejoin_delay=rejoin_delay, queues=queues)
         runner.install_signal_handlers()
         try:
             code = runner.run()
