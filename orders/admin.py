@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from orders.models import ApiToken, Order, Queue
+from orders.models import ApiToken, Limit, Order, Queue
 
 
 @admin.register(Order)
@@ -61,3 +61,12 @@ class QueueAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Limit)
+class LimitAdmin(admin.ModelAdmin):
+    """Cluster-wide limits, editable here; those PIZZAQ_LIMITS sets are rewritten from the
+    settings whenever a worker starts."""
+
+    list_display = ["scope", "name", "max_running", "max_running_per_key", "max_starts", "per_seconds", "from_settings"]
+    list_filter = ["scope", "from_settings"]

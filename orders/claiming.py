@@ -7,6 +7,7 @@ the ORM's per-query machinery, which cost more than the round trip itself.
 
 import itertools
 import re
+import time
 from datetime import datetime, timedelta, timezone as tz
 
 from django.db import connection, transaction
@@ -15,7 +16,8 @@ from django.db.models.sql import Query
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
-from orders.models import Order, Queue, Status
+from orders import limits
+from orders.models import Limit, Order, Queue, Status
 from orders.prepared import prepared_cursor
 from orders import conf
 
@@ -39,6 +41,9 @@ _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('en
                   " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
 _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
+# How often a worker looks whether any limit exists, and how often it claims limited
+# orders even when ordinary ones fill its claims (so they are not starved).
+LIMITS_RECHECK, LIMITED_EVERY = 1.0, 0.1
 _PLAIN_WORD = re.compile("[a-z_]+")
 
 
@@ -92,17 +97,44 @@ class Claim:
     def __init__(self, worker: str, *, mine=None, alive=None, queues=None):
         self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues
         self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
+        self._limits_seen_at, self._limits_exist, self._limited_at = -LIMITS_RECHECK, False, 0.0
 
     def __call__(self, limit: int) -> list[Order]:
-        """Atomically take up to ``limit`` ready orders, in the order they should run."""
+        """Atomically take up to ``limit`` ready orders, in the order they should run.
+        Orders under a limit are claimed apart (``limits``): first, every LIMITED_EVERY s,
+        so a stream of ordinary orders cannot starve them; then whenever the ordinary
+        claim leaves room."""
         if limit < 1:
             return []
         now = timezone.now()
-        if self._statement is not None:
-            claimed = self._statement.run(limit, now)
-        else:
-            claimed = self._claim_serialised(limit, now)
-        return sorted(claimed, key=claim_order_key)
+        limited_first = self._limits_on() and time.monotonic() - self._limited_at >= LIMITED_EVERY
+        taken = self._claim_limited(limit) if limited_first else []
+        if len(taken) < limit:
+            taken += self._statement.run(limit - len(taken), now) if self._statement is not None \
+                else self._claim_serialised(limit - len(taken), now)
+        if not limited_first and len(taken) < limit and self._limits_on():
+            taken += self._claim_limited(limit - len(taken))
+        return sorted(taken, key=claim_order_key)
+
+    def _limits_on(self) -> bool:
+        """Whether any limit exists, looked up every LIMITS_RECHECK s. (Whatever this knows,
+        the ordinary claim leaves limited orders out at once.)"""
+        moment = time.monotonic()
+        if moment - self._limits_seen_at >= LIMITS_RECHECK:
+            self._limits_exist, self._limits_seen_at = Limit.objects.exists(), moment
+        return self._limits_exist
+
+    def _claim_limited(self, free: int) -> list[Order]:
+        self._limited_at = time.monotonic()
+
+        def candidates(now):
+            return claimable(self.worker, self.mine, self.alive, self.queues, now).filter(limits.covered())
+
+        def take(ids, now):
+            Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
+            return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
+
+        return limits.claim_limited(candidates, free, take)
 
     def explain(self, limit: int) -> str:
         """How PostgreSQL runs this claim now: its plan with timings and buffers (EXPLAIN
@@ -115,7 +147,7 @@ class Claim:
         # SQLite: the IMMEDIATE transaction holds the database's write lock from BEGIN, so
         # no other claimer can pick the same rows between our read and our write.
         with transaction.atomic():
-            candidates = claimable(self.worker, self.mine, self.alive, self.queues, now)[:limit]
+            candidates = claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(limits.covered())[:limit]
             ids = list(candidates.values_list("id", flat=True))
             Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
             return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
@@ -130,7 +162,8 @@ class _Statement:
     times change from one claim to the next, found among them by identity."""
 
     def __init__(self, worker: str, mine, alive, queues):
-        picked = claimable(worker, mine, alive, queues, _NOW, queued=Written(Status.QUEUED)).values("id")
+        picked = (claimable(worker, mine, alive, queues, _NOW, queued=Written(Status.QUEUED))
+                  .exclude(limits.covered()).values("id"))
         picked_sql, picked_params = picked.query.sql_with_params()
         fields = Order._meta.concrete_fields
         table = Order._meta.db_table

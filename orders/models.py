@@ -82,10 +82,14 @@ class Order(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # A unique order's key (orders/uniqueness.py holds who has it); "" for most orders.
     unique_key = models.CharField(max_length=200, blank=True, default="")
+    # Orders with one key share a per-key concurrency limit (e.g. one customer's).
+    concurrency_key = models.CharField(max_length=200, blank=True, default="")
 
     objects = OrderQuerySet.as_manager()
     # Set on the orders placing gives back: True for one that already held its unique key.
     duplicate = False
+    # Set by the worker running this order when someone cancels it (see cancel_requested).
+    _cancel_requested = False
 
     class Meta:
         permissions = [("operate_queue", "Can force-fail workers and cancel or retry orders")]
@@ -127,6 +131,16 @@ class Order(models.Model):
     def __str__(self):
         return f"{self.kind} {self.id} ({self.status})"
 
+    def cancel_requested(self) -> bool:
+        """In a handler: whether this order was cancelled while it runs. The worker learns
+        of it at once (NOTIFY) or by its next heartbeat; the order is already cancelled, and
+        whatever the handler returns now is discarded, so it may as well stop."""
+        return self._cancel_requested
+
+    def request_cancel(self) -> None:
+        """The worker running this order tells its handler to stop."""
+        self._cancel_requested = True
+
 
 
 class QueueQuerySet(models.QuerySet):
@@ -156,6 +170,48 @@ class Queue(models.Model):
     @property
     def is_paused(self) -> bool:
         return self.paused_at is not None
+
+
+class LimitScope(models.TextChoices):
+    QUEUE = "queue"
+    KIND = "kind"
+
+
+class Limit(models.Model):
+    """A cluster-wide limit on the orders of one queue or one kind: how many run at once
+    (in all, and per concurrency key) and how many start per period. Enforced in the claim
+    (orders/limits.py). Rows come from the admin, or from PIZZAQ_LIMITS (``from_settings``),
+    which a starting worker writes here."""
+
+    scope = models.CharField(max_length=10, choices=LimitScope.choices)
+    name = models.CharField(max_length=100, help_text="The queue's or the kind's name")
+    max_running = models.PositiveIntegerField(null=True, blank=True, help_text="At most this many running at once")
+    max_running_per_key = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many running at once with one concurrency key")
+    max_starts = models.PositiveIntegerField(null=True, blank=True, help_text="At most this many started per period")
+    per_seconds = models.FloatField(null=True, blank=True, help_text="The period of max_starts, in seconds")
+    from_settings = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["scope", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "name"], name="limit_scope_name"),
+            models.CheckConstraint(condition=Q(max_starts__isnull=True) | Q(per_seconds__gt=0),
+                                   name="limit_starts_have_a_period"),
+        ]
+
+    def __str__(self):
+        return f"limit on {self.scope} {self.name}"
+
+
+class LimitStart(models.Model):
+    """One order started under a limit with ``max_starts``: the sliding window counts these."""
+
+    limit = models.ForeignKey(Limit, on_delete=models.CASCADE, related_name="starts")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["limit", "at"], name="limit_start_idx")]
 
 
 class UniqueScope(models.TextChoices):

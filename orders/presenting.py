@@ -21,7 +21,8 @@ def order_record(order: Order) -> dict:
     return {
         **order_summary(order),
         "payload": order.payload, "routing_key": order.routing_key, "bucket": order.bucket,
-        "pinned_to": order.pinned_to or None, "unique_key": order.unique_key or None, "max_attempts": order.max_attempts, "result": order.result,
+        "pinned_to": order.pinned_to or None, "unique_key": order.unique_key or None,
+        "concurrency_key": order.concurrency_key or None, "max_attempts": order.max_attempts, "result": order.result,
         "error": order.last_error or None, "history": order.history,
         "run_after": order.run_after, "expires_at": order.expires_at, "started_at": order.started_at,
     }

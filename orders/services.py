@@ -20,7 +20,7 @@ from orders.claiming import Claim
 from orders.fence import held_by, held_sql, held_tokens
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
-from orders.notify import notify_after_commit
+from orders.notify import CANCEL_CHANNEL, notify_after_commit
 from orders.placing import place_order, place_orders
 from orders.prepared import prepared_cursor
 from orders.specs import OrderRejected, OrderSpec
@@ -240,7 +240,9 @@ def _refusal(order_id, action: str, allowed: str) -> Outcome:
 
 
 def cancel(order_id) -> Outcome:
-    """Withdraw an order that has not started, or give up on a dead letter for good."""
+    """Withdraw an order that has not started, give up on a dead letter for good, or stop
+    a running one: it ends cancelled at once (so whatever its run returns is refused by
+    the fence) and its worker is told, so the handler can see ``cancel_requested()``."""
     now = timezone.now()
     cancellable = Order.objects.filter(pk=order_id, status__in=[Status.QUEUED, Status.DEAD])
     # An order that failed before (a dead letter, a retry waiting) keeps its error; one
@@ -251,7 +253,21 @@ def cancel(order_id) -> Outcome:
     )
     if changed:
         return Outcome(True, f"order {order_id} cancelled")
-    return _refusal(order_id, "cancelled", "queued or dead")
+    with transaction.atomic():
+        reason = "cancelled while running"
+        stopped = Order.objects.filter(pk=order_id, status=Status.RUNNING).update(
+            status=Status.CANCELLED, finished_at=now, lease_expires_at=None, last_error=reason,
+            history=AppendAttempt(now, "cancelled", reason),
+        )
+        if stopped:
+            notify_after_commit(CANCEL_CHANNEL, payload=str(order_id))
+            return Outcome(True, f"order {order_id} cancelled while running; its worker was told")
+    return _refusal(order_id, "cancelled", "queued, running or dead")
+
+
+def cancelled_among(order_ids) -> set:
+    """Which of these orders were cancelled (a worker asks about the ones it runs)."""
+    return set(Order.objects.filter(pk__in=list(order_ids), status=Status.CANCELLED).values_list("pk", flat=True))
 
 
 def retry(order_id) -> Outcome:

@@ -46,6 +46,8 @@ class OrderSpec:
     unique_scope: str = UniqueScope.ACTIVE
     # Scope "period": the key is held this many seconds after placement.
     unique_period: float | timedelta | None = None
+    # Orders with one key share the per-key concurrency limit of their kind or queue.
+    concurrency_key: str = ""
 
 
 def check_client_kind(kind) -> None:
@@ -197,4 +199,5 @@ class OrderBuilder:
             "run_after": run_after, "expires_at": expires_at, "lease_expires_at": None, "result": None,
             "last_error": "", "history": [], "created_at": now, "started_at": None, "finished_at": None,
             "unique_key": _check_unique(spec),
+            "concurrency_key": _check_short_text(spec.concurrency_key or "", "concurrency_key", MAX_ROUTING_KEY),
         })

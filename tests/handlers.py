@@ -93,3 +93,19 @@ def lose_the_database_once(order):
         connection.close()
         raise OperationalError("server closed the connection unexpectedly")
     return {"attempt": order.attempt}
+
+
+@handler("patient")
+def patient(order):
+    """Work for up to ``seconds``, stopping early once the order is cancelled; write what
+    happened to the file ``path`` names."""
+    deadline = time.monotonic() + float(order.payload.get("seconds", 30))
+    while time.monotonic() < deadline:
+        if order.cancel_requested():
+            with open(order.payload["path"], "w") as evidence:
+                evidence.write("stopped")
+            return {"stopped": True}
+        time.sleep(0.02)
+    with open(order.payload["path"], "w") as evidence:
+        evidence.write("finished")
+    return {"stopped": False}

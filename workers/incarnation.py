@@ -27,11 +27,11 @@ from datetime import datetime
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from orders import services
+from orders import limits, services
 from orders.claiming import Claim
 from orders.handlers import UnknownKind, get_handler
 from orders.models import Order
-from orders.notify import ORDERS_CHANNEL
+from orders.notify import CANCEL_CHANNEL, ORDERS_CHANNEL
 from orders import conf
 from orders.logformat import order_fields
 from workers import membership
@@ -141,10 +141,15 @@ class Incarnation:
 
     # --- lifecycle ---------------------------------------------------------------------
 
+    def _join(self):
+        # This deployment's PIZZAQ_LIMITS hold cluster-wide from the moment it starts.
+        limits.sync_from_settings()
+        return membership.register(self.name, self.concurrency, self.queues)
+
     def run(self) -> Ending:
         """Register, work until stopped or fenced off, shut down; why it ended."""
         try:
-            self.worker = self._until_done("registering", lambda: membership.register(self.name, self.concurrency, self.queues))
+            self.worker = self._until_done("registering", self._join)
         except GaveUp:
             return Ending.STOPPED
         self.last_beat = time.monotonic()
@@ -181,7 +186,8 @@ class Incarnation:
         if self.beacon.enabled:
             loops[f"{self.name}-beacon"] = self.beacon.run
         if connection.vendor == "postgresql" and (params := listen_params()) is not None:
-            loops[f"{self.name}-listener"] = Listener(ORDERS_CHANNEL, self.wake, self.over, params, self.contact).run
+            on_notify = {ORDERS_CHANNEL: lambda _: self.wake.set(), CANCEL_CHANNEL: self._cancelled}
+            loops[f"{self.name}-listener"] = Listener(on_notify, self.wake.set, self.over, params, self.contact).run
         for label, loop in loops.items():
             keep_running(label, loop, self.over, on_broken=self._break)
 
@@ -408,9 +414,23 @@ class Incarnation:
         if alive:
             self.last_beat = sent
             self._renew_leases()
+            self._look_for_cancels()
             self.beacon.mark()
         return alive
 
+    def _cancelled(self, order_id: str) -> None:
+        """Someone cancelled ``order_id`` while it runs: tell its handler, if it runs here."""
+        for run in list(self.running.values()):
+            if str(run.order.pk) == order_id:
+                run.order.request_cancel()
+                log.info("%s: order %s was cancelled while running; its handler was told", self.name, order_id)
+
+    def _look_for_cancels(self) -> None:
+        """Cancels whose NOTIFY did not come (no LISTEN here, or it was down) are found by
+        the heartbeat."""
+        running = {run.order.pk: run for run in list(self.running.values()) if not run.order.cancel_requested()}
+        for order_id in services.cancelled_among(running) if running else ():
+            self._cancelled(str(order_id))
     def _fenced(self) -> None:
         self.fenced_off = True
         log.error("%s was declared dead and its orders were moved elsewhere; discarding the results of "

@@ -1,4 +1,4 @@
-"""PostgreSQL LISTEN as a loop that sets an Event, so a sleeping loop wakes at once.
+"""PostgreSQL LISTEN as a loop that calls back, so a sleeping loop wakes at once.
 
 LISTEN needs a session of its own, which a transaction pooler (PgBouncer in transaction
 mode) cannot give: there it connects to ``DATABASE_LISTEN_URL``, the server itself, or
@@ -23,21 +23,22 @@ def listen_params(using: str = "default") -> dict | None:
 
 
 class Listener:
-    """Sets ``wake`` whenever ``channel`` is notified, until ``stop``; reconnects after
-    errors (and sets ``wake`` then too: a notification may have been missed)."""
+    """Calls ``on_notify[channel](payload)`` for each notification on its channels, until
+    ``stop``; reconnects after errors, and calls ``on_lost()`` then and on every (re)connect:
+    a notification may have been missed."""
 
-    def __init__(self, channel: str, wake: threading.Event, stop: threading.Event, params: dict,
-                 contact: DatabaseContact):
-        self.channel, self.wake, self.stop, self.params, self.contact = channel, wake, stop, params, contact
+    def __init__(self, on_notify: dict, on_lost, stop: threading.Event, params: dict, contact: DatabaseContact):
+        self.on_notify, self.on_lost, self.stop, self.params, self.contact = on_notify, on_lost, stop, params, contact
 
     def run(self) -> None:
         # While LISTEN is down, the claim loop polls; woken at each loss, it looks at once.
-        self.contact.keep_session(f"LISTEN {self.channel}", self.params, self._listen, self.stop,
-                                  on_lost=self.wake.set)
+        self.contact.keep_session(f"LISTEN {', '.join(self.on_notify)}", self.params, self._listen, self.stop,
+                                  on_lost=self.on_lost)
 
     def _listen(self, conn) -> None:
-        conn.execute(f"LISTEN {self.channel}")
-        self.wake.set()  # a notification may have come while we were away
+        for channel in self.on_notify:
+            conn.execute(f"LISTEN {channel}")
+        self.on_lost()  # a notification may have come while we were away
         while not self.stop.is_set():
-            for _ in conn.notifies(timeout=0.5):
-                self.wake.set()
+            for notification in conn.notifies(timeout=0.5):
+                self.on_notify[notification.channel](notification.payload)

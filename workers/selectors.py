@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from orders.models import DEFAULT_QUEUE, Order, Queue, Status
+from orders.models import DEFAULT_QUEUE, Limit, LimitScope, Order, Queue, Status
 from workers.models import Event, Worker, WorkerStatus
 
 
@@ -70,8 +70,9 @@ def queue_rows(now=None) -> list[dict]:
     finished = Counter(dict(Order.objects.filter(status=Status.DONE, finished_at__gte=now - timedelta(minutes=1))
                             .values_list("queue").annotate(n=Count("id"))))
     settings = {queue.name: queue for queue in Queue.objects.all()}
+    limits = {limit.name: limit for limit in Limit.objects.filter(scope=LimitScope.QUEUE)}
     live = list(Worker.objects.filter(status=WorkerStatus.ALIVE).values_list("name", "queues"))
-    names = {DEFAULT_QUEUE, *settings, *(queue for queue, _ in active), *(q for _, queues in live for q in queues)}
+    names = {DEFAULT_QUEUE, *settings, *limits, *(queue for queue, _ in active), *(q for _, queues in live for q in queues)}
     rows = []
     for name in sorted(names):
         queue = settings.get(name)
@@ -81,5 +82,18 @@ def queue_rows(now=None) -> list[dict]:
             "done_last_minute": finished[name], "paused": bool(queue and queue.is_paused),
             "paused_by": queue.paused_by if queue and queue.is_paused else None,
             "paused_at": iso(queue.paused_at) if queue else None, "served_by": served_by,
+            "limit": describe_limit(limits[name]) if name in limits else None,
         })
     return rows
+
+
+def describe_limit(limit: Limit) -> str:
+    """"at most 4 running, 1 per key, 20 starts per 1 s" in a few words."""
+    parts = []
+    if limit.max_running is not None:
+        parts.append(f"at most {limit.max_running} running")
+    if limit.max_running_per_key is not None:
+        parts.append(f"{limit.max_running_per_key} per key")
+    if limit.max_starts is not None:
+        parts.append(f"{limit.max_starts} starts per {limit.per_seconds:g} s")
+    return ", ".join(parts) or "no limit set"

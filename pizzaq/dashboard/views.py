@@ -31,6 +31,7 @@ def order_page(request, order_id):
     return render(request, "dashboard/order.html", {
         "order": order, "payload": json.dumps(order.payload, indent=2),
         "result": json.dumps(order.result, indent=2) if order.result is not None else "",
+        "can_operate": actions.may_operate(request.user),
     })
 
 

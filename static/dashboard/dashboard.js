@@ -96,7 +96,8 @@ function queueRow(queue) {
   const action = !canOperate ? "" : queue.paused
     ? el("button", { type: "button", onclick: () => act(queue.resume_url), "aria-label": `Resume queue ${queue.name}` }, "Resume")
     : el("button", { type: "button", class: "secondary", onclick: () => act(queue.pause_url), "aria-label": `Pause queue ${queue.name}` }, "Pause");
-  const state = queue.paused ? el("span", { class: "status status-paused", title: `by ${queue.paused_by || "someone"} at ${time(queue.paused_at)}` }, "paused") : "open";
+  const state = el("span", {}, queue.paused ? el("span", { class: "status status-paused", title: `by ${queue.paused_by || "someone"} at ${time(queue.paused_at)}` }, "paused") : "open",
+    queue.limit ? el("small", { class: "limit" }, ` (${queue.limit})`) : "");
   return el("tr", { "data-queue": queue.name },
     el("th", { scope: "row" }, queue.name), el("td", {}, String(queue.queued)), el("td", {}, String(queue.running)),
     el("td", {}, String(queue.done_last_minute)), el("td", { class: "served-by" }, served),

@@ -30,7 +30,20 @@ function render(order) {
     rows.push(historyRow({ attempt: order.attempt, worker: order.worker, claimed: order.started_at, outcome: "running" }));
   }
   document.getElementById("history").replaceChildren(...rows);
+  const cancel = document.getElementById("order-cancel");
+  if (cancel) cancel.hidden = FINISHED.includes(order.status);
   return FINISHED.includes(order.status);
+}
+
+const cancelForm = document.getElementById("order-cancel");
+if (cancelForm) {
+  cancelForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = cancelForm.querySelector("[name=csrfmiddlewaretoken]").value;
+    const response = await fetch(cancelForm.action, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token } });
+    const data = await response.json().catch(() => ({}));
+    document.getElementById("order-cancel-note").textContent = response.ok ? data.message : (data.error || {}).message || "Not cancelled";
+  });
 }
 
 async function follow() {

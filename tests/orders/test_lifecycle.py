@@ -125,10 +125,11 @@ def test_retry_and_cancel_refuse_orders_in_the_wrong_state():
 
     assert not outcome and outcome.message.endswith("is queued; only dead orders can be retried")
     claim_one()
+    complete(order, "S0", 1, "done")
     outcome = cancel(order.pk)
-    assert not outcome and "is running; only queued or dead orders can be cancelled" in outcome.message
+    assert not outcome and "is done; only queued, running or dead orders can be cancelled" in outcome.message
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == Status.DONE
     assert "no order" in cancel("01a20961-d40d-706e-b083-2b35d13d6c4c").message
 
 

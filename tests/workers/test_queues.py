@@ -180,5 +180,6 @@ def test_the_api_lists_pauses_and_resumes_queues_for_operators_only(client, oper
     assert api.post("/api/queues/emails/pause").status_code == 409
     [emails] = [row for row in api.get("/api/queues").json()["results"] if row["name"] == "emails"]
     assert emails | {"paused_at": None} == {"name": "emails", "queued": 3, "running": 0, "done_last_minute": 0,
-                                            "paused": True, "paused_by": "olga", "paused_at": None, "served_by": ["S0"]}
+                                            "paused": True, "paused_by": "olga", "paused_at": None, "served_by": ["S0"],
+                                            "limit": None}
     assert api.post("/api/queues/emails/resume").json() == {"message": "queue emails resumed"}
