@@ -42,8 +42,9 @@ _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('en
 _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
 # How often a worker looks whether any limit exists, and how often it claims limited
-# orders even when ordinary ones fill its claims (so they are not starved).
-LIMITS_RECHECK, LIMITED_EVERY = 1.0, 0.1
+# orders even when ordinary ones fill its claims (so they are not starved): every 0.1 s
+# while it finds some, backing off to once a second while it finds none.
+LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.1, 1.0
 _PLAIN_WORD = re.compile("[a-z_]+")
 
 
@@ -98,6 +99,7 @@ class Claim:
         self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues
         self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
         self._limits_seen_at, self._limits_exist, self._limited_at = -LIMITS_RECHECK, False, 0.0
+        self._limited_every = LIMITED_EVERY
 
     def __call__(self, limit: int) -> list[Order]:
         """Atomically take up to ``limit`` ready orders, in the order they should run.
@@ -107,7 +109,7 @@ class Claim:
         if limit < 1:
             return []
         now = timezone.now()
-        limited_first = self._limits_on() and time.monotonic() - self._limited_at >= LIMITED_EVERY
+        limited_first = self._limits_on() and time.monotonic() - self._limited_at >= self._limited_every
         taken = self._claim_limited(limit) if limited_first else []
         if len(taken) < limit:
             taken += self._statement.run(limit - len(taken), now) if self._statement is not None \
@@ -125,8 +127,16 @@ class Claim:
         return self._limits_exist
 
     def _claim_limited(self, free: int) -> list[Order]:
+        """Claim orders under a limit. Finding none, the next look on the timer comes later
+        (up to LIMITED_AT_MOST s): finding out that none are queued means reading through
+        the queue (no index serves the kinds and queues limited), which a worker draining
+        a backlog of others should not do ten times a second."""
         self._limited_at = time.monotonic()
+        taken = self._take_limited(free)
+        self._limited_every = LIMITED_EVERY if taken else min(LIMITED_AT_MOST, self._limited_every * 2)
+        return taken
 
+    def _take_limited(self, free: int) -> list[Order]:
         def candidates(now):
             return claimable(self.worker, self.mine, self.alive, self.queues, now).filter(limits.covered())
 

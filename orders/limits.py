@@ -43,6 +43,8 @@ def claim_limited(candidates, free: int, take) -> list[Order]:
     with transaction.atomic():
         _lock()
         room = _Room(now_limits)
+        if room.all_full:
+            return []  # nothing could start: no need to look through the queue
         candidates = candidates(room.now)
         if room.full_kinds or room.full_queues:
             candidates = candidates.exclude(kind__in=room.full_kinds).exclude(queue__in=room.full_queues)
@@ -89,6 +91,7 @@ class _Room:
         full = [group for group in self.limits if not self._fits(group, "")]
         self.full_kinds = [name for scope, name in full if scope == LimitScope.KIND]
         self.full_queues = [name for scope, name in full if scope == LimitScope.QUEUE]
+        self.all_full = len(full) == len(self.limits)
 
     def _groups(self, kind: str, queue: str) -> list[tuple[str, str]]:
         return [group for group in ((LimitScope.KIND, kind), (LimitScope.QUEUE, queue)) if group in self.limits]

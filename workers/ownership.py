@@ -9,7 +9,8 @@ never interleave.
 from collections import Counter, defaultdict
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from orders.models import Order, Status
@@ -38,8 +39,11 @@ def territory(name: str) -> Q:
     # Each named queue has a row for every bucket number, so bucket 0 lists them once.
     named = Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values("queue")
     other = Bucket.objects.filter(owner=name, queue=Bucket.OTHER_QUEUES).values("number")
-    own_named = Bucket.objects.filter(owner=name, queue=OuterRef("queue"), number=OuterRef("bucket"))
-    return Q(Q(bucket__in=other), ~Q(queue__in=named)) | Q(Q(queue__in=named), Exists(own_named))
+    # The owner of a named queue's order's bucket, looked up for that order alone (one
+    # probe of the (number, queue) index): a set of this worker's buckets in every named
+    # queue, as for the other queues, would be rebuilt on every claim.
+    owner = Subquery(Bucket.objects.filter(number=OuterRef("bucket"), queue=OuterRef("queue")).values("owner")[:1])
+    return Q(Q(bucket__in=other), ~Q(queue__in=named)) | Q(Q(queue__in=named), Exact(owner, name))
 
 
 def still_alive(worker: Worker):
