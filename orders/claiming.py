@@ -43,8 +43,8 @@ _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
 # How often a worker looks whether any limit exists, and how often it claims limited
 # orders even when ordinary ones fill its claims (so they are not starved): every 0.1 s
-# while it finds some, backing off to once a second while it finds none.
-LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.1, 1.0
+# while it finds some, backing off to every 5 s while it finds none.
+LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.1, 5.0
 _PLAIN_WORD = re.compile("[a-z_]+")
 
 
