@@ -98,8 +98,8 @@ class Claim:
     def __init__(self, worker: str, *, mine=None, alive=None, queues=None):
         self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues
         self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
-        self._limits_seen_at, self._limits_exist, self._limited_at = -LIMITS_RECHECK, False, 0.0
-        self._limited_every = LIMITED_EVERY
+        self._limits_seen_at, self._limits_exist = -LIMITS_RECHECK, False
+        self._limited_at, self._limited_every = time.monotonic(), LIMITED_EVERY
 
     def __call__(self, limit: int) -> list[Order]:
         """Atomically take up to ``limit`` ready orders, in the order they should run.
@@ -133,7 +133,7 @@ class Claim:
         a backlog of others should not do ten times a second."""
         self._limited_at = time.monotonic()
         taken = self._take_limited(free)
-        self._limited_every = LIMITED_EVERY if taken else min(LIMITED_AT_MOST, self._limited_every * 2)
+        self._limited_every = LIMITED_EVERY if taken else min(LIMITED_AT_MOST, self._limited_every * 4)
         return taken
 
     def _take_limited(self, free: int) -> list[Order]:
