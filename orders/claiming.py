@@ -45,6 +45,8 @@ _PLACEHOLDER = re.compile("%%|%s")
 # orders even when ordinary ones fill its claims (so they are not starved): every 0.1 s
 # while it finds some, backing off to every 5 s while it finds none.
 LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.1, 5.0
+# How far down the claim order a worker looks for limited orders.
+LIMITED_WINDOW = 1000
 _PLAIN_WORD = re.compile("[a-z_]+")
 
 
@@ -137,8 +139,13 @@ class Claim:
         return taken
 
     def _take_limited(self, free: int) -> list[Order]:
-        def candidates(now):
-            return claimable(self.worker, self.mine, self.alive, self.queues, now).filter(limits.covered())
+        def candidates(now, full: Q):
+            # Limited orders among the first LIMITED_WINDOW this worker could run (leaving
+            # out the groups at their limit): a limited order further back waits its turn
+            # in priority order like any other, and the look costs the same however long
+            # the backlog is.
+            window = claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(full)
+            return Order.objects.filter(pk__in=window.values("pk")[:LIMITED_WINDOW]).filter(limits.covered()).claim_order()
 
         def take(ids, now):
             Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))

@@ -33,10 +33,11 @@ def covered() -> Q:
 
 
 def claim_limited(candidates, free: int, take) -> list[Order]:
-    """Up to ``free`` of the orders ``candidates(now)`` gives (this worker's ready ones, in
-    claim order) that fit every limit covering them; ``take(ids, now)`` claims them. One
-    limited claim at a time in the whole cluster; its time is read once the lock is held,
-    so claims follow one another in time as they do in fact."""
+    """Up to ``free`` of the orders ``candidates(now, full)`` gives (this worker's ready
+    limited ones, in claim order, leaving out those ``full`` selects: groups at their
+    limit) that fit every limit covering them; ``take(ids, now)`` claims them. One limited
+    claim at a time in the whole cluster; its time is read once the counts are in, so
+    claims follow one another in time as they do in fact."""
     now_limits = list(Limit.objects.all())
     if free < 1 or not now_limits:
         return []
@@ -45,10 +46,8 @@ def claim_limited(candidates, free: int, take) -> list[Order]:
         room = _Room(now_limits)
         if room.all_full:
             return []  # nothing could start: no need to look through the queue
-        candidates = candidates(room.now)
-        if room.full_kinds or room.full_queues:
-            candidates = candidates.exclude(kind__in=room.full_kinds).exclude(queue__in=room.full_queues)
-        rows = candidates.values_list("id", "kind", "queue", "concurrency_key")[:free + LOOK_AHEAD]
+        full = Q(kind__in=room.full_kinds) | Q(queue__in=room.full_queues)
+        rows = candidates(room.now, full).values_list("id", "kind", "queue", "concurrency_key")[:free + LOOK_AHEAD]
         chosen = [order_id for order_id, kind, queue, key in rows if len(room.taken) < free and room.take(kind, queue, key)]
         if not chosen:
             return []
