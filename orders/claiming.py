@@ -101,22 +101,24 @@ class Claim:
         self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues
         self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
         self._limits_seen_at, self._limits_exist = -LIMITS_RECHECK, False
-        self._limited_at, self._limited_every = time.monotonic(), LIMITED_EVERY
+        self._limited_at, self._limited_every = -LIMITED_AT_MOST, LIMITED_EVERY
 
     def __call__(self, limit: int) -> list[Order]:
         """Atomically take up to ``limit`` ready orders, in the order they should run.
-        Orders under a limit are claimed apart (``limits``): first, every LIMITED_EVERY s,
-        so a stream of ordinary orders cannot starve them; then whenever the ordinary
-        claim leaves room."""
+        Orders under a limit are claimed apart (``limits``): on a timer, before the others,
+        so a stream of ordinary orders cannot starve them; and after the others when they
+        leave room, at most every LIMITED_EVERY s."""
         if limit < 1:
             return []
         now = timezone.now()
-        limited_first = self._limits_on() and time.monotonic() - self._limited_at >= self._limited_every
-        taken = self._claim_limited(limit) if limited_first else []
+        limits_on = self._limits_on()
+        timer_due = limits_on and time.monotonic() - self._limited_at >= self._limited_every
+        taken = self._claim_limited(limit) if timer_due else []
         if len(taken) < limit:
             taken += self._statement.run(limit - len(taken), now) if self._statement is not None \
                 else self._claim_serialised(limit - len(taken), now)
-        if not limited_first and len(taken) < limit and self._limits_on():
+        if (limits_on and not timer_due and len(taken) < limit
+                and time.monotonic() - self._limited_at >= LIMITED_EVERY):
             taken += self._claim_limited(limit - len(taken))
         return sorted(taken, key=claim_order_key)
 

@@ -142,3 +142,41 @@ def test_force_failing_a_shop_moves_its_orders_recolours_the_ring_says_so_and_th
     expect(history.nth(1)).to_contain_text("S0")
     expect(history.nth(1)).to_contain_text("running")
     shoot(page, "moved-order-page")
+
+
+def test_pausing_a_queue_from_its_panel_holds_its_orders_until_resume(page):
+    page.fill("#f-queue", "emails")
+    page.fill("#f-payload", '{"seconds": 3}')
+    queue = page.locator('#queues tr[data-queue="emails"]')
+    page.click("text=Place order")
+    expect(queue.locator("td").nth(1)).to_have_text("1")  # running
+
+    queue.locator("button", has_text="Pause").click()
+    expect(queue.locator(".queue-state")).to_contain_text("paused")
+    page.fill("#f-payload", '{"seconds": 0}')
+    page.click("text=Place order")
+    wait_for(lambda: Order.objects.filter(queue="emails", status=Status.DONE).count() == 1, message="the running one")
+    time.sleep(1)
+    assert Order.objects.filter(queue="emails", status=Status.QUEUED).count() == 1, "the paused queue holds it"
+    expect(queue.locator("td").nth(0)).to_have_text("1")
+    expect(page.locator("#events li.event-action").first).to_contain_text("admin: queue emails paused")
+    shoot(page, "queue-paused")
+
+    queue.locator("button", has_text="Resume").click()
+    expect(queue.locator(".queue-state")).to_contain_text("open")
+    wait_for(lambda: Order.objects.filter(queue="emails", status=Status.DONE).count() == 2, message="the held order")
+
+
+def test_cancelling_a_running_order_from_its_page_ends_it_cancelled(page):
+    order = place_order("bake", {"seconds": 30})
+    wait_for(lambda: order_status(order)[0] == Status.RUNNING, message="the bake to start")
+    page.goto(f"{page.url.rstrip('/')}/orders/{order.pk}")
+    expect(page.locator("#order-status")).to_have_text("running")
+
+    page.click("text=Cancel order")
+
+    expect(page.locator("#order-cancel-note")).to_contain_text("cancelled while running")
+    expect(page.locator("#order-status")).to_have_text("cancelled")
+    expect(page.locator("#order-cancel")).to_be_hidden()
+    shoot(page, "order-cancelled")
+    assert Order.objects.get(pk=order.pk).status == Status.CANCELLED
