@@ -16,8 +16,12 @@ def _seconds(order, default: float) -> float:
 def bake(order):
     """Bake a pizza: takes payload["seconds"] (3 by default). A bake over a minute is a
     stuck oven: its lease lapses and the order is baked again by another run (in the
-    shop its bucket belongs to, if that shop has a free oven)."""
-    time.sleep(_seconds(order, 3))
+    shop its bucket belongs to, if that shop has a free oven). A cancelled bake stops."""
+    done_at = time.monotonic() + _seconds(order, 3)
+    while (left := done_at - time.monotonic()) > 0:
+        if order.cancel_requested():
+            return {"stopped": "cancelled"}
+        time.sleep(min(left, 0.1))
     return {"baked": order.payload.get("pizza", "margherita")}
 
 
