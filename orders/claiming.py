@@ -6,6 +6,7 @@ the ORM's per-query machinery, which cost more than the round trip itself.
 """
 
 import itertools
+import random
 import re
 import time
 from datetime import datetime, timedelta, timezone as tz
@@ -42,9 +43,11 @@ _PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('en
 _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
 # How often a worker looks whether any limit exists, and how often it claims limited
-# orders even when ordinary ones fill its claims (so they are not starved): every 0.1 s
-# while it finds some, backing off to every 5 s while it finds none.
-LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.1, 5.0
+# orders even when ordinary ones fill its claims (so they are not starved): every 0.25 s
+# while it finds some, backing off to every 5 s while it finds none; each wait drawn
+# between half and all of that, so workers started together do not look all at once
+# (a look holds the limits' lock).
+LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.25, 5.0
 # How far down the claim order a worker looks for limited orders.
 LIMITED_WINDOW = 1000
 _PLAIN_WORD = re.compile("[a-z_]+")
@@ -102,6 +105,7 @@ class Claim:
         self._statement = _Statement(worker, mine, alive, queues) if connection.vendor == "postgresql" else None
         self._limits_seen_at, self._limits_exist = -LIMITS_RECHECK, False
         self._limited_at, self._limited_every = -LIMITED_AT_MOST, LIMITED_EVERY
+        self._limited_backoff = LIMITED_EVERY
 
     def __call__(self, limit: int) -> list[Order]:
         """Atomically take up to ``limit`` ready orders, in the order they should run.
@@ -132,22 +136,22 @@ class Claim:
 
     def _claim_limited(self, free: int) -> list[Order]:
         """Claim orders under a limit. Finding none, the next look on the timer comes later
-        (up to LIMITED_AT_MOST s): finding out that none are queued means reading through
-        the queue (no index serves the kinds and queues limited), which a worker draining
-        a backlog of others should not do ten times a second."""
+        (up to LIMITED_AT_MOST s): a look takes the limits' lock and reads the head of the
+        queue, which a worker draining a backlog of others should not do many times a
+        second."""
         self._limited_at = time.monotonic()
         taken = self._take_limited(free)
-        self._limited_every = LIMITED_EVERY if taken else min(LIMITED_AT_MOST, self._limited_every * 4)
+        backoff = LIMITED_EVERY if taken else min(LIMITED_AT_MOST, self._limited_backoff * 4)
+        self._limited_backoff, self._limited_every = backoff, backoff * random.uniform(0.5, 1.0)
         return taken
 
     def _take_limited(self, free: int) -> list[Order]:
         def candidates(now, full: Q):
-            # Limited orders among the first LIMITED_WINDOW this worker could run (leaving
-            # out the groups at their limit): a limited order further back waits its turn
-            # in priority order like any other, and the look costs the same however long
+            # The first LIMITED_WINDOW orders this worker could run, limited or not, but for
+            # the groups at their limit (``full``): a limited order further back waits its
+            # turn in priority order like any other, and a look costs the same however long
             # the backlog is.
-            window = claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(full)
-            return Order.objects.filter(pk__in=window.values("pk")[:LIMITED_WINDOW]).filter(limits.covered()).claim_order()
+            return claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(full)[:LIMITED_WINDOW]
 
         def take(ids, now):
             Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))

@@ -21,9 +21,6 @@ from orders.models import Limit, LimitScope, LimitStart, Order, Status
 
 # Any fixed number: the advisory lock that serialises limited claims on PostgreSQL.
 LIMITS_LOCK = 0x70697A7B
-# How many candidates past the free places a limited claim looks at: orders whose
-# concurrency key is at its limit are skipped over.
-LOOK_AHEAD = 50
 
 
 def covered() -> Q:
@@ -33,11 +30,11 @@ def covered() -> Q:
 
 
 def claim_limited(candidates, free: int, take) -> list[Order]:
-    """Up to ``free`` of the orders ``candidates(now, full)`` gives (this worker's ready
-    limited ones, in claim order, leaving out those ``full`` selects: groups at their
-    limit) that fit every limit covering them; ``take(ids, now)`` claims them. One limited
-    claim at a time in the whole cluster; its time is read once the counts are in, so
-    claims follow one another in time as they do in fact."""
+    """Up to ``free`` of the limited orders among ``candidates(now, full)`` (this worker's
+    next ready ones, in claim order, but for those ``full`` selects: the groups at their
+    limit) that fit every limit covering them; ``take(ids, now)``
+    claims them. One limited claim at a time in the whole cluster; its time is read once
+    the counts are in, so claims follow one another in time as they do in fact."""
     now_limits = list(Limit.objects.all())
     if free < 1 or not now_limits:
         return []
@@ -47,8 +44,9 @@ def claim_limited(candidates, free: int, take) -> list[Order]:
         if room.all_full:
             return []  # nothing could start: no need to look through the queue
         full = Q(kind__in=room.full_kinds) | Q(queue__in=room.full_queues)
-        rows = candidates(room.now, full).values_list("id", "kind", "queue", "concurrency_key")[:free + LOOK_AHEAD]
-        chosen = [order_id for order_id, kind, queue, key in rows if len(room.taken) < free and room.take(kind, queue, key)]
+        rows = candidates(room.now, full).values_list("id", "kind", "queue", "concurrency_key")
+        chosen = [order_id for order_id, kind, queue, key in rows
+                  if room.covers(kind, queue) and len(room.taken) < free and room.take(kind, queue, key)]
         if not chosen:
             return []
         orders = take(chosen, room.now)
@@ -69,7 +67,11 @@ class _Room:
     def __init__(self, limits: list[Limit]):
         counted_at = timezone.now()
         self.limits = {(limit.scope, limit.name): limit for limit in limits}
-        running = (Order.objects.filter(status=Status.RUNNING).filter(covered())
+        # The names written out, not read by subquery: the plan then walks the running
+        # orders' index, a few rows, rather than the whole table.
+        kinds = [name for scope, name in self.limits if scope == LimitScope.KIND]
+        queues = [name for scope, name in self.limits if scope == LimitScope.QUEUE]
+        running = (Order.objects.filter(status=Status.RUNNING).filter(Q(kind__in=kinds) | Q(queue__in=queues))
                    .values_list("kind", "queue", "concurrency_key").annotate(n=Count("id")))
         self.running = Counter()
         for kind, queue, key, n in running:
@@ -102,6 +104,9 @@ class _Room:
         if key and limit.max_running_per_key is not None and self.running[group + (key,)] >= limit.max_running_per_key:
             return False
         return limit.max_starts is None or self.started[group] < limit.max_starts
+
+    def covers(self, kind: str, queue: str) -> bool:
+        return bool(self._groups(kind, queue))
 
     def take(self, kind: str, queue: str, key: str) -> bool:
         """Whether an order of this kind, queue and key fits every limit; if so, count it."""
