@@ -21,7 +21,8 @@ from orders import conf
 
 log = logging.getLogger("pizzaq.api")
 
-PLACE_FIELDS = {"kind", "queue", "unique_key", "unique_scope", "unique_period", "concurrency_key", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to"}
+PLACE_FIELDS = {"kind", "queue", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to",
+                "unique_key", "unique_scope", "unique_period", "concurrency_key"}
 DEFAULT_PAGE_SIZE = 50
 # Room for the fields around the payload, so the payload limit is what bites.
 ENVELOPE_BYTES = 16 * 1024

@@ -153,11 +153,7 @@ class Claim:
             # the backlog is.
             return claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(full)[:LIMITED_WINDOW]
 
-        def take(ids, now):
-            Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
-            return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
-
-        return limits.claim_limited(candidates, free, take)
+        return limits.claim_limited(candidates, free, self._take)
 
     def explain(self, limit: int) -> str:
         """How PostgreSQL runs this claim now: its plan with timings and buffers (EXPLAIN
@@ -171,9 +167,13 @@ class Claim:
         # no other claimer can pick the same rows between our read and our write.
         with transaction.atomic():
             candidates = claimable(self.worker, self.mine, self.alive, self.queues, now).exclude(limits.covered())[:limit]
-            ids = list(candidates.values_list("id", flat=True))
-            Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
-            return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
+            return self._take(list(candidates.values_list("id", flat=True)), now)
+
+    def _take(self, ids: list, now) -> list[Order]:
+        """Claim the orders ``ids`` that are still queued, inside the caller's transaction
+        (which holds what keeps other claimers off them)."""
+        Order.objects.filter(id__in=ids, status=Status.QUEUED).update(**claimed(self.worker, now, first_lease(now)))
+        return list(Order.objects.filter(id__in=ids, worker=self.worker, status=Status.RUNNING))
 
 
 class _Statement:

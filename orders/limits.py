@@ -12,11 +12,12 @@ from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from orders.locks import hold_until_commit
 from orders.models import Limit, LimitScope, LimitStart, Order, Status
 
 # Any fixed number: the advisory lock that serialises limited claims on PostgreSQL.
@@ -39,7 +40,7 @@ def claim_limited(candidates, free: int, take) -> list[Order]:
     if free < 1 or not now_limits:
         return []
     with transaction.atomic():
-        _lock()
+        hold_until_commit(LIMITS_LOCK)
         room = _Room(now_limits)
         if room.all_full:
             return []  # nothing could start: no need to look through the queue
@@ -52,13 +53,6 @@ def claim_limited(candidates, free: int, take) -> list[Order]:
         orders = take(chosen, room.now)
         room.record_starts(orders)
         return orders
-
-
-def _lock() -> None:
-    # SQLite: our transactions are IMMEDIATE, so holding one already excludes every writer.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LIMITS_LOCK])
 
 
 class _Room:

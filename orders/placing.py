@@ -19,7 +19,7 @@ from orders import uniqueness
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL, notify_now
 from orders.prepared import prepared_cursor
-from orders.specs import OrderBuilder, OrderRejected, OrderSpec
+from orders.specs import OrderBuilder, OrderRejected, OrderSpec, unique_period_seconds
 
 BULK_BATCH_SIZE = 2000
 # Placing more orders than this at once goes through COPY.
@@ -82,7 +82,8 @@ def _place_unique(specs: list[OrderSpec], rows: list[tuple], now) -> list[Order]
                 holders[index] = holders.get(first, ids[first])
                 continue
             first_with_key[spec.unique_key] = index
-            if (holder := uniqueness.take(spec.unique_key, spec.unique_scope, _period(spec), ids[index], now)) is not None:
+            period = unique_period_seconds(spec)
+            if (holder := uniqueness.take(spec.unique_key, spec.unique_scope, period, ids[index], now)) is not None:
                 holders[index] = holder
         placed = {order.pk: order for order in _insert([row for index, row in enumerate(rows) if index not in holders])}
         held = Order.objects.in_bulk([holder for holder in holders.values() if holder not in placed])
@@ -95,11 +96,6 @@ def _place_unique(specs: list[OrderSpec], rows: list[tuple], now) -> list[Order]
             order = placed[order_id]
         orders.append(order)
     return orders
-
-
-def _period(spec: OrderSpec) -> float | None:
-    period = spec.unique_period
-    return period.total_seconds() if hasattr(period, "total_seconds") else period
 
 
 def _insert_and_notify(rows: list[tuple]) -> None:

@@ -7,13 +7,13 @@ from django.utils import timezone
 from orders.models import Queue
 from orders.notify import notify_after_commit
 from orders.services import Outcome
-from orders.specs import OrderRejected, check_queue_name
+from orders.specs import check_queue_name
 
 
 def pause(name: str, actor: str) -> Outcome:
-    """Stop claiming ``name``'s orders until it is resumed."""
-    if refused := _bad_name(name):
-        return refused
+    """Stop claiming ``name``'s orders until it is resumed; OrderRejected for a name no
+    queue can have."""
+    check_queue_name(name)
     with transaction.atomic():
         queue, _ = Queue.objects.select_for_update().get_or_create(name=name)
         if queue.is_paused:
@@ -26,18 +26,9 @@ def pause(name: str, actor: str) -> Outcome:
 
 def resume(name: str, actor: str = "") -> Outcome:
     """Claim ``name``'s orders again; idle workers wake at once."""
-    if refused := _bad_name(name):
-        return refused
+    check_queue_name(name)
     with transaction.atomic():
         if not Queue.objects.filter(name=name, paused_at__isnull=False).update(paused_at=None, paused_by=""):
             return Outcome(False, f"queue {name} is not paused")
         notify_after_commit()
     return Outcome(True, f"queue {name} resumed")
-
-
-def _bad_name(name) -> Outcome | None:
-    try:
-        check_queue_name(name)
-    except OrderRejected as rejected:
-        return Outcome(False, rejected.message)
-    return None

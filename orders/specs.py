@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
 from orders import conf
 from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
@@ -76,11 +75,16 @@ def _check_unique(spec: OrderSpec) -> str:
         raise OrderRejected("unique_key must not be empty", field="unique_key")
     if spec.unique_scope not in UniqueScope.values:
         raise OrderRejected(f"unique_scope must be one of {', '.join(UniqueScope.values)}", field="unique_scope")
-    period = _seconds(spec.unique_period, "unique_period")
+    period = unique_period_seconds(spec)
     if (spec.unique_scope == UniqueScope.PERIOD) != (period is not None and period > 0):
         raise OrderRejected('unique_period (seconds, more than 0) goes with unique_scope "period", and only with it',
                             field="unique_period")
     return key
+
+
+def unique_period_seconds(spec: OrderSpec) -> float | None:
+    """The spec's ``unique_period`` in seconds (None: none given)."""
+    return _seconds(spec.unique_period, "unique_period")
 
 
 def _seconds(value, name: str) -> float | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from orders import queues, services
-from orders.specs import OrderRejected, check_queue_name
+from orders.specs import OrderRejected
 from workers.events import record
 from workers.membership import force_fail
 from workers.models import EventKind
@@ -74,11 +74,11 @@ def act_on_queue(action: str, name: str, actor: str) -> ActionResult:
     """Pause or resume the queue ``name`` for ``actor``, recorded with the change. (The
     permission is the caller's to check: ``perform`` does, a management command need not.)"""
     try:
-        check_queue_name(name)
+        with transaction.atomic():
+            outcome = QUEUE_ACTIONS[action](name, actor)
+            if outcome:
+                record(EventKind.ACTION, f"{actor}: {outcome.message}", actor=actor,
+                       data={"action": action, "queue": name})
     except OrderRejected as rejected:
         return ActionResult(400, rejected.message)
-    with transaction.atomic():
-        outcome = QUEUE_ACTIONS[action](name, actor)
-        if outcome:
-            record(EventKind.ACTION, f"{actor}: {outcome.message}", actor=actor, data={"action": action, "queue": name})
     return ActionResult(200 if outcome else 409, outcome.message)

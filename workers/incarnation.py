@@ -428,7 +428,7 @@ class Incarnation:
     def _look_for_cancels(self) -> None:
         """Cancels whose NOTIFY did not come (no LISTEN here, or it was down) are found by
         the heartbeat."""
-        running = {run.order.pk: run for run in list(self.running.values()) if not run.order.cancel_requested()}
+        running = {run.order.pk for run in list(self.running.values()) if not run.order.cancel_requested()}
         for order_id in services.cancelled_among(running) if running else ():
             self._cancelled(str(order_id))
     def _fenced(self) -> None:

@@ -8,11 +8,11 @@ never interleave.
 
 from collections import Counter, defaultdict
 
-from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from orders.locks import hold_until_commit
 from orders.models import Order, Status
 from orders import conf
 from workers.hashring import HashRing
@@ -23,21 +23,21 @@ MEMBERSHIP_LOCK = 0x70697A7A
 
 
 def lock_membership() -> None:
-    """Serialise membership changes until the current transaction ends.
+    """Serialise membership changes until the current transaction ends."""
+    hold_until_commit(MEMBERSHIP_LOCK)
 
-    PostgreSQL: a transaction-level advisory lock. SQLite: our transactions are
-    IMMEDIATE, so holding one already excludes every other writer."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [MEMBERSHIP_LOCK])
+
+def named_queues():
+    """The queues some live worker names, as a subquery. Each has a row for every bucket
+    number, so bucket 0 lists them once."""
+    return Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values("queue")
 
 
 def territory(name: str) -> Q:
     """The unpinned orders ``name`` may claim, as a filter a claim composes: those whose
     bucket it owns in their queue's rows. An order of a queue some live worker names uses
     that queue's rows; any other order uses the rows of ``Bucket.OTHER_QUEUES``."""
-    # Each named queue has a row for every bucket number, so bucket 0 lists them once.
-    named = Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values("queue")
+    named = named_queues()
     other = Bucket.objects.filter(owner=name, queue=Bucket.OTHER_QUEUES).values("number")
     # The owner of a named queue's order's bucket, looked up for that order alone (one
     # probe of the (number, queue) index): a set of this worker's buckets in every named
@@ -90,13 +90,10 @@ def rebalance() -> dict[tuple[str, int], tuple[str, str]]:
 
 def queued_orders_following(changes: dict[tuple[str, int], tuple[str, str]]) -> Counter:
     """How many queued orders now belong to each new owner because their bucket moved."""
-    named = set(Bucket.objects.filter(number=0).exclude(queue=Bucket.OTHER_QUEUES).values_list("queue", flat=True))
+    named = set(named_queues().values_list("queue", flat=True))
     new_owner = {key: new for key, (_, new) in changes.items()}
-    by_queue = defaultdict(list)
-    for queue, number in changes:
-        by_queue[queue].append(number)
     moved = Counter()
-    for queue, numbers in by_queue.items():
+    for queue, numbers in moved_buckets(changes).items():
         orders = Order.objects.filter(status=Status.QUEUED, pinned_to="", bucket__in=numbers)
         orders = orders.exclude(queue__in=named) if queue == Bucket.OTHER_QUEUES else orders.filter(queue=queue)
         for bucket, n in orders.values("bucket").annotate(n=Count("id")).values_list("bucket", "n"):
