@@ -48,6 +48,9 @@ class PizzaqConf:
     max_bulk: int = 1000
     # Deepest nesting accepted in a payload.
     max_payload_depth: int = 32
+    # Queues whose orders with one routing key run one at a time, in the order they were
+    # placed (as a kind registered with ordered=True does).
+    ordered_queues: tuple = ()
     # The host name a worker registers with (default: the machine's own).
     hostname: str = ""
 

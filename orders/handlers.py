@@ -25,17 +25,20 @@ class Handler:
     # Whether clients may place this kind over the API and the dashboard. Internal kinds
     # (Django tasks) are placed only by Python code that checked what they will run.
     public: bool = True
+    # Orders of this kind with one routing key run one at a time, in the order they were
+    # placed, across the cluster (orders/sequences.py).
+    ordered: bool = False
 
 
 _registry: dict[str, Handler] = {}
 
 
 def handler(kind: str, *, atomic: bool = False, visibility_timeout: float | None = None,
-            timeout: float | None = None, public: bool = True):
+            timeout: float | None = None, public: bool = True, ordered: bool = False):
     """Register the decorated function as the handler of ``kind``."""
 
     def register(func):
-        _registry[kind] = Handler(kind, func, atomic, visibility_timeout, timeout, public)
+        _registry[kind] = Handler(kind, func, atomic, visibility_timeout, timeout, public, ordered)
         return func
 
     return register
@@ -59,3 +62,7 @@ def is_public(kind: str) -> bool:
 
 def is_registered(kind: str) -> bool:
     return kind in _registry
+
+
+def is_ordered(kind: str) -> bool:
+    return kind in _registry and _registry[kind].ordered

@@ -16,6 +16,9 @@ QUEUE_NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,100}"
 
 
 class Status(models.TextChoices):
+    # Placed after other orders (``after=``) that are not all finished yet; becomes
+    # queued (or cancelled) in the transaction that finishes the last of them.
+    WAITING = "waiting"
     # Waiting to be claimed; retries wait here too, with a later run_after.
     QUEUED = "queued"
     # Claimed by a worker, which holds the (worker, attempt) fencing token.
@@ -31,6 +34,7 @@ class Status(models.TextChoices):
 
 
 FINISHED = (Status.DONE, Status.DEAD, Status.EXPIRED, Status.CANCELLED)
+UNFINISHED = (Status.WAITING, Status.QUEUED, Status.RUNNING)
 
 
 class OrderQuerySet(models.QuerySet):
@@ -84,6 +88,16 @@ class Order(models.Model):
     unique_key = models.CharField(max_length=200, blank=True, default="")
     # Orders with one key share a per-key concurrency limit (e.g. one customer's).
     concurrency_key = models.CharField(max_length=200, blank=True, default="")
+    # How many of the orders this one was placed after are not finished yet (status
+    # waiting while more than 0), and whether any order waits for this one: the cue for
+    # the database trigger that releases waiting orders (orders/dependencies.py).
+    waiting_for = models.IntegerField(default=0)
+    has_dependents = models.BooleanField(default=False)
+    # What the handler last reported of its run (orders/reporting.py): a fraction from 0
+    # to 1 and a few words, and when.
+    progress_value = models.FloatField(null=True, blank=True)
+    progress_note = models.CharField(max_length=200, blank=True, default="")
+    progress_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
     # Set on the orders placing gives back: True for one that already held its unique key.
@@ -141,6 +155,40 @@ class Order(models.Model):
         """The worker running this order tells its handler to stop."""
         self._cancel_requested = True
 
+
+
+class AfterPolicy(models.TextChoices):
+    # If an order it waits for ends dead, expired or cancelled, the waiting order ends
+    # cancelled, saying which.
+    CANCEL = "cancel"
+    # It runs once the others are finished, however they ended.
+    ALWAYS = "always"
+
+
+class Dependency(models.Model):
+    """Order ``waiting`` runs only after order ``on`` is finished. Rows are written when
+    the waiting order is placed; the trigger that releases it reads them (orders/dependencies.py)."""
+
+    waiting = models.ForeignKey(Order, on_delete=models.DB_CASCADE, related_name="+")
+    on = models.ForeignKey(Order, on_delete=models.DB_CASCADE, related_name="+")
+    policy = models.CharField(max_length=10, choices=AfterPolicy.choices, default=AfterPolicy.CANCEL)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["waiting", "on"], name="dependency_once")]
+
+    def __str__(self):
+        return f"order {self.waiting_id} after {self.on_id}"
+
+
+class Sequence(models.Model):
+    """The last order placed with one key of an ordered kind or queue: the next one with
+    that key waits for it (orders/sequences.py)."""
+
+    key = models.CharField(max_length=400, primary_key=True)
+    last_order_id = models.UUIDField()
+
+    def __str__(self):
+        return f"sequence {self.key} -> {self.last_order_id}"
 
 
 class QueueQuerySet(models.QuerySet):

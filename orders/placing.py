@@ -7,6 +7,7 @@ and Python work side by side. SQLite takes Django's bulk_create.
 
 import copy
 import json
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterable
 
@@ -15,7 +16,7 @@ from django.db.models import JSONField
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from orders import uniqueness
+from orders import dependencies, sequences, uniqueness
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL, notify_now
 from orders.prepared import prepared_cursor
@@ -45,9 +46,61 @@ def place_orders(specs: Iterable[OrderSpec]) -> list[Order]:
         except OrderRejected as rejected:
             rejected.index = index
             raise
+    sequenced = sequences.keys_of(specs)
+    if sequenced or any(spec.after for spec in specs):
+        return _place_waiting(specs, rows, sequenced, now)
     if any(spec.unique_key is not None for spec in specs):
         return _place_unique(specs, rows, now)
     return _insert(rows)
+
+
+# --- groups and chains -----------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    """Orders placed together: the children run in parallel; the callback, if any, once
+    they are all done."""
+
+    children: list[Order]
+    callback: Order | None
+
+
+def place_group(children, then: OrderSpec | None = None) -> Group:
+    """Fan out, fan in: place ``children`` (OrderSpecs) and a callback ``then`` that waits
+    for all of them, in one transaction: all of them are placed, or none."""
+    children = list(children)
+    specs = children if then is None else [*children, replace(then, after=[*then.after, *children])]
+    with transaction.atomic():
+        orders = place_orders(specs)
+    return Group(orders[:len(children)], orders[len(children)] if then is not None else None)
+
+
+def place_chain(steps) -> list[Order]:
+    """Place ``steps`` (OrderSpecs) so that each runs after the one before: a -> b -> c."""
+    chained = []
+    for step in steps:
+        chained.append(replace(step, after=[*step.after, chained[-1]]) if chained else step)
+    return place_orders(chained)
+
+
+def _place_waiting(specs: list[OrderSpec], rows: list[tuple], sequenced: dict, now) -> list[Order]:
+    """Orders placed after others, and the orders of sequences: each learns what it waits
+    for, and the Dependency rows are written with it, in one transaction."""
+    with transaction.atomic():
+        predecessors = sequences.predecessors(sequenced, [row[0] for row in rows]) if sequenced else {}
+        waits = dependencies.waits_of(specs, predecessors)
+        for index in waits.awaited_in_call():
+            if specs[index].unique_key is not None:
+                raise OrderRejected("an order that another of the same call waits for cannot have a unique_key",
+                                    field="unique_key")
+        edges = dependencies.apply(specs, rows, waits, now)
+        if any(spec.unique_key is not None for spec in specs):
+            orders = _place_unique(specs, rows, now)
+        else:
+            orders = _insert(rows)
+        dependencies.record(edges, {order.pk for order in orders if not order.duplicate})
+    return orders
 
 
 def _insert(rows: list[tuple]) -> list[Order]:
@@ -136,6 +189,7 @@ def _insert_sql(count: int) -> str:
 _COPY_TYPES = {
     "UUIDField": "uuid", "CharField": "text", "TextField": "text", "JSONField": "jsonb",
     "SmallIntegerField": "int2", "IntegerField": "int4", "DateTimeField": "timestamptz",
+    "BooleanField": "bool", "FloatField": "float8",
 }
 
 

@@ -21,13 +21,13 @@ from orders.fence import held_by, held_sql, held_tokens
 from orders.history import AppendAttempt, append_sql_postgresql
 from orders.models import Order, Status
 from orders.notify import CANCEL_CHANNEL, notify_after_commit
-from orders.placing import place_order, place_orders
+from orders.placing import Group, place_chain, place_group, place_order, place_orders
 from orders.prepared import prepared_cursor
 from orders.specs import OrderRejected, OrderSpec
 from orders.tally import record_pruned
 
 __all__ = [
-    "Outcome", "OrderRejected", "OrderSpec", "place_order", "place_orders", "RunResult", "complete",
+    "Outcome", "OrderRejected", "OrderSpec", "Group", "place_order", "place_orders", "place_group", "place_chain", "RunResult", "complete",
     "complete_many", "expire_unstarted", "fail", "extend", "cancel", "retry", "requeue", "expire_overdue",
     "requeue_lapsed", "requeue_running_on", "release", "release_unheld", "close_pinned", "close_orphaned_pins",
     "renew_leases", "prune_finished", "backoff_delay",
@@ -244,7 +244,7 @@ def cancel(order_id) -> Outcome:
     a running one: it ends cancelled at once (so whatever its run returns is refused by
     the fence) and its worker is told, so the handler can see ``cancel_requested()``."""
     now = timezone.now()
-    cancellable = Order.objects.filter(pk=order_id, status__in=[Status.QUEUED, Status.DEAD])
+    cancellable = Order.objects.filter(pk=order_id, status__in=[Status.WAITING, Status.QUEUED, Status.DEAD])
     # An order that failed before (a dead letter, a retry waiting) keeps its error; one
     # that never ran says so.
     changed = cancellable.exclude(last_error="").update(status=Status.CANCELLED, finished_at=now)
@@ -262,7 +262,7 @@ def cancel(order_id) -> Outcome:
         if stopped:
             notify_after_commit(CANCEL_CHANNEL, payload=str(order_id))
             return Outcome(True, f"order {order_id} cancelled while running; its worker was told")
-    return _refusal(order_id, "cancelled", "queued, running or dead")
+    return _refusal(order_id, "cancelled", "waiting, queued, running or dead")
 
 
 def cancelled_among(order_ids) -> set:
@@ -305,10 +305,14 @@ def requeue(order_id) -> Outcome:
 
 
 def expire_overdue(now=None) -> int:
-    """Orders not started before their time-to-live ran out never run: mark them expired."""
+    """Orders not started before their time-to-live ran out never run: mark them expired
+    (also those still waiting for others)."""
     now = now or timezone.now()
-    return Order.objects.filter(status=Status.QUEUED, expires_at__lte=now).update(
-        status=Status.EXPIRED, finished_at=now, last_error="expired before it started"
+    # One status at a time: each is a filter its own index serves.
+    return sum(
+        Order.objects.filter(status=status, expires_at__lte=now).update(
+            status=Status.EXPIRED, finished_at=now, last_error="expired before it started")
+        for status in (Status.QUEUED, Status.WAITING)
     )
 
 

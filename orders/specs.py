@@ -3,13 +3,14 @@
 import json
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orders import conf
 from orders.handlers import is_public, is_registered
 from orders.ids import uuid7
-from orders.models import DEFAULT_QUEUE, MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME_PATTERN, Order, Status, UniqueScope
+from orders.models import DEFAULT_QUEUE, AfterPolicy, MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME_PATTERN, Order, Status, UniqueScope
 from orders.routing import bucket_for
 
 MAX_ATTEMPTS_LIMIT = 100
@@ -47,6 +48,10 @@ class OrderSpec:
     unique_period: float | timedelta | None = None
     # Orders with one key share the per-key concurrency limit of their kind or queue.
     concurrency_key: str = ""
+    # Orders (Orders, ids, or specs placed in the same call) this one waits for; and what
+    # happens when one of them ends dead, expired or cancelled (AfterPolicy).
+    after: Sequence = ()
+    after_policy: str = AfterPolicy.CANCEL
 
 
 def check_client_kind(kind) -> None:
@@ -80,6 +85,13 @@ def _check_unique(spec: OrderSpec) -> str:
         raise OrderRejected('unique_period (seconds, more than 0) goes with unique_scope "period", and only with it',
                             field="unique_period")
     return key
+
+
+def after_policy(spec: OrderSpec) -> str:
+    """The spec's ``after_policy``, checked."""
+    if spec.after_policy not in AfterPolicy.values:
+        raise OrderRejected(f"after_policy must be one of {', '.join(AfterPolicy.values)}", field="after_policy")
+    return spec.after_policy
 
 
 def unique_period_seconds(spec: OrderSpec) -> float | None:
@@ -171,7 +183,17 @@ def _check_short_text(value, name: str, limit: int) -> str:
 
 # A new order's values, named, put in Order's field order: the order of its positional
 # constructor (``Model.from_db``), of the INSERT's and of COPY's columns.
-_in_field_order = operator.itemgetter(*(field.attname for field in Order._meta.concrete_fields))
+_ATTNAMES = tuple(field.attname for field in Order._meta.concrete_fields)
+_in_field_order = operator.itemgetter(*_ATTNAMES)
+_POSITION = {name: position for position, name in enumerate(_ATTNAMES)}
+
+
+def row_with(row: tuple, **changes) -> tuple:
+    """A row OrderBuilder made, with some of its values changed by field name."""
+    values = list(row)
+    for name, value in changes.items():
+        values[_POSITION[name]] = value
+    return tuple(values)
 
 
 class OrderBuilder:
@@ -204,4 +226,5 @@ class OrderBuilder:
             "last_error": "", "history": [], "created_at": now, "started_at": None, "finished_at": None,
             "unique_key": _check_unique(spec),
             "concurrency_key": _check_short_text(spec.concurrency_key or "", "concurrency_key", MAX_ROUTING_KEY),
+            "waiting_for": 0, "has_dependents": False, "progress_value": None, "progress_note": "", "progress_at": None,
         })

@@ -16,7 +16,8 @@ from django.db import connection
 from orders.models import Order, Status, UniqueKey, UniqueScope
 
 # The statuses in which an order keeps a key of each scope.
-HOLDING = {UniqueScope.QUEUED: [Status.QUEUED], UniqueScope.ACTIVE: [Status.QUEUED, Status.RUNNING]}
+HOLDING = {UniqueScope.QUEUED: [Status.WAITING, Status.QUEUED],
+           UniqueScope.ACTIVE: [Status.WAITING, Status.QUEUED, Status.RUNNING]}
 
 
 def take(key: str, scope: str, period: float | None, order_id, now):

@@ -45,7 +45,7 @@ def test_it_shows_the_counts_the_workers_and_the_events_of_a_seeded_queue(pizzaq
 
     header = next(cells(line) for line in output.splitlines() if "queued by priority" in line)
     counts = dict(zip(header, next(cells(line) for line in output.splitlines() if "5: 3" in line)))
-    assert counts == {"queued": "5", "running": "0", "done": "1", "dead": "0", "expired": "0",
+    assert counts == {"waiting": "0", "queued": "5", "running": "0", "done": "1", "dead": "0", "expired": "0",
                       "cancelled": "0", "queued by priority": "5: 3, 0: 2"}
     s0, s1, s2 = row_of(output, "S0"), row_of(output, "S1"), row_of(output, "S2")
     assert s0[:3] == ["S0", "alive", "oven-a"] and s0[4].endswith(" s") and s0[-1] == "1"

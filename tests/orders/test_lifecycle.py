@@ -127,7 +127,7 @@ def test_retry_and_cancel_refuse_orders_in_the_wrong_state():
     claim_one()
     complete(order, "S0", 1, "done")
     outcome = cancel(order.pk)
-    assert not outcome and "is done; only queued, running or dead orders can be cancelled" in outcome.message
+    assert not outcome and "is done; only waiting, queued, running or dead orders can be cancelled" in outcome.message
     order.refresh_from_db()
     assert order.status == Status.DONE
     assert "no order" in cancel("01a20961-d40d-706e-b083-2b35d13d6c4c").message
