@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from orders import ratelimit, services, tokens
+from orders import dependencies, ratelimit, services, tokens
 from orders.nesting import nests_deeper
 from orders.presenting import order_record, order_summary
 from orders.models import Order, Status
@@ -22,7 +22,7 @@ from orders import conf
 log = logging.getLogger("pizzaq.api")
 
 PLACE_FIELDS = {"kind", "queue", "payload", "priority", "routing_key", "delay", "ttl", "max_attempts", "pinned_to",
-                "unique_key", "unique_scope", "unique_period", "concurrency_key"}
+                "unique_key", "unique_scope", "unique_period", "concurrency_key", "after", "after_policy"}
 DEFAULT_PAGE_SIZE = 50
 # Room for the fields around the payload, so the payload limit is what bites.
 ENVELOPE_BYTES = 16 * 1024
@@ -248,4 +248,15 @@ def order_detail(request, order_id):
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         return api_error(404, "not_found", f"no order {order_id}")
-    return JsonResponse(order_json(order))
+    return JsonResponse({**order_json(order), **neighbours_json(order)})
+
+
+def neighbours_json(order: Order) -> dict:
+    """The orders this one waits (or waited) for, and those that wait for it, each with
+    its status (the first dependencies.SHOWN of each)."""
+    def brief(others):
+        return [{"id": str(other.id), "kind": other.kind, "status": other.status,
+                 "url": reverse("api-order", args=[other.id])} for other in others]
+
+    return {"waiting_for": order.waiting_for, "after": brief(dependencies.waits_for(order.pk)),
+            "followed_by": brief(dependencies.waited_for_by(order.pk))}

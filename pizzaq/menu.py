@@ -41,17 +41,28 @@ def deliver(order):
 @handler("upload", atomic=True)
 def upload(order):
     """One video upload fans out into a transcoding order per resolution, which run in
-    parallel. Atomic: the children commit with this order's completion, so a retried
-    upload never places them twice."""
-    from orders.services import OrderSpec, place_orders
+    parallel, and fans in: a publish order waits for all of them. Atomic: the group
+    commits with this order's completion, so a retried upload never places it twice."""
+    from orders.services import OrderSpec, place_group
 
     video = order.payload.get("video", "upload.mp4")
     seconds = order.payload.get("seconds", 2)
-    children = place_orders([
-        OrderSpec("transcode", {"video": video, "resolution": resolution, "seconds": seconds})
-        for resolution in RESOLUTIONS
-    ])
-    return {"transcodes": [str(child.id) for child in children]}
+    group = place_group(
+        [OrderSpec("transcode", {"video": video, "resolution": resolution, "seconds": seconds})
+         for resolution in RESOLUTIONS],
+        then=OrderSpec("publish", {"video": video}),
+    )
+    return {"transcodes": [str(child.id) for child in group.children], "publish": str(group.callback.id)}
+
+
+@handler("publish")
+def publish(order):
+    """Publish a video once every transcode of it is done: placed by ``upload``, waiting
+    for them."""
+    from orders.dependencies import waits_for
+
+    resolutions = sorted(done.payload.get("resolution", "") for done in waits_for(order.pk).only("payload"))
+    return {"published": order.payload.get("video"), "resolutions": resolutions}
 
 
 @handler("transcode")

@@ -109,3 +109,13 @@ def patient(order):
     with open(order.payload["path"], "w") as evidence:
         evidence.write("finished")
     return {"stopped": False}
+
+
+@handler("step", ordered=True)
+def step(order):
+    """One step of a customer's sequence (an ordered kind): takes payload["seconds"], and
+    fails its first attempt when payload["fail_first"] is set."""
+    if order.payload.get("fail_first") and order.attempt == 1:
+        raise RuntimeError("the first try of this step fails")
+    time.sleep(float(order.payload.get("seconds", 0)))
+    return {"step": order.payload.get("n")}

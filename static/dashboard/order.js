@@ -1,4 +1,5 @@
-// The order page follows its order until it finishes: status, shop, attempts.
+// The order page follows its order until it and the orders linked to it finish: status,
+// shop, attempts, and the orders it runs after and that run after it (a fan-in, live).
 "use strict";
 
 const page = document.getElementById("order");
@@ -14,6 +15,29 @@ function historyRow(entry) {
   const row = document.createElement("tr");
   for (const key of ["attempt", "worker", "claimed", "started", "ended", "outcome", "error"]) row.append(cell(String(entry[key] ?? "")));
   return row;
+}
+
+function linkItem(other) {
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = page.dataset.orderPage.replace("00000000-0000-0000-0000-000000000000", other.id);
+  link.textContent = `${other.kind} ${other.id}`;
+  const status = document.createElement("span");
+  status.className = `status status-${other.status}`;
+  status.textContent = other.status;
+  item.append(link, " ", status);
+  return item;
+}
+
+// Returns whether every linked order has finished.
+function renderLinks(order) {
+  const after = order.after || [], followedBy = order.followed_by || [];
+  document.getElementById("order-links").hidden = !after.length && !followedBy.length;
+  document.getElementById("order-after").replaceChildren(...after.map(linkItem));
+  document.getElementById("order-followed-by").replaceChildren(...followedBy.map(linkItem));
+  document.getElementById("order-waiting-for").textContent = order.status === "waiting"
+    ? `Waiting for ${order.waiting_for} of ${after.length} to finish.` : "";
+  return [...after, ...followedBy].every((other) => FINISHED.includes(other.status));
 }
 
 function render(order) {
@@ -32,7 +56,8 @@ function render(order) {
   document.getElementById("history").replaceChildren(...rows);
   const cancel = document.getElementById("order-cancel");
   if (cancel) cancel.hidden = FINISHED.includes(order.status);
-  return FINISHED.includes(order.status);
+  const linksFinished = renderLinks(order);
+  return FINISHED.includes(order.status) && linksFinished;
 }
 
 const cancelForm = document.getElementById("order-cancel");

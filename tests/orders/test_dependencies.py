@@ -12,6 +12,7 @@ from orders.services import (OrderSpec, cancel, complete, complete_many, fail, p
                              place_order, RunResult)
 from orders.specs import OrderRejected
 from tests.claims import claim
+from tests.orders.test_api import api, post_json, user  # noqa: F401 - fixtures
 
 
 def run_to_done(order, worker="S0"):
@@ -174,3 +175,30 @@ def test_an_order_finishing_while_another_is_placed_after_it_still_releases_it()
             thread.join()
         assert status(placed[0]) == Status.QUEUED
         run_to_done(placed[0])
+
+
+@pytest.mark.django_db
+def test_the_api_places_an_order_after_others_and_shows_both_sides_of_the_link(api):
+    first = place_order("bake")
+    response = post_json(api, {"kind": "bake", "after": [str(first.pk)]})
+    assert response.status_code == 202 and response.json()["status"] == "waiting"
+    waiting_id = response.json()["id"]
+
+    waiting = api.get(f"/api/orders/{waiting_id}").json()
+    awaited = api.get(f"/api/orders/{first.pk}").json()
+
+    assert waiting["waiting_for"] == 1
+    assert [(o["id"], o["status"]) for o in waiting["after"]] == [(str(first.pk), "queued")]
+    assert [(o["id"], o["status"]) for o in awaited["followed_by"]] == [(waiting_id, "waiting")]
+    run_to_done(first)
+    assert api.get(f"/api/orders/{waiting_id}").json()["status"] == "queued"
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_waiting_for_an_order_that_does_not_exist_and_places_nothing(api):
+    response = post_json(api, {"kind": "bake", "after": ["0190f000-0000-7000-8000-000000000000"]})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "after" and "no order" in response.json()["error"]["message"]
+    response = post_json(api, {"kind": "bake", "after": [1, 2]})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "after"
+    assert Order.objects.count() == 0

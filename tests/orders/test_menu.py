@@ -3,11 +3,12 @@
 import time
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from orders.handlers import get_handler
 from orders.models import Order, Status
-from orders.services import place_order
+from orders.services import complete, place_order
 from tests.claims import claim
 from workers.incarnation import Fenced, Incarnation, Run
 
@@ -29,3 +30,29 @@ def test_an_upload_fans_out_once_even_if_its_run_was_fenced_off():
     assert sorted(t.payload["resolution"] for t in transcodes) == ["1080p", "144p", "720p"]
     assert Order.objects.get(pk=upload.pk).status == Status.DONE
     assert get_handler("upload").atomic
+    publish = Order.objects.get(kind="publish")
+    assert (publish.status, publish.waiting_for) == (Status.WAITING, 3)
+    assert Order.objects.filter(kind__in=["transcode", "publish"]).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_publish_order_runs_once_all_three_transcodes_are_done_and_lists_them():
+    place_order("upload", {"video": "cat.mp4", "seconds": 0})
+
+    def run_next() -> Order:
+        [order] = claim("S0", 1)
+        began = timezone.now()
+        with transaction.atomic():
+            result = get_handler(order.kind).func(order)
+            assert complete(order, "S0", order.attempt, result, started_at=began)
+        return Order.objects.get(pk=order.pk)
+
+    assert run_next().kind == "upload"
+    ran = [run_next() for _ in range(3)]
+    assert [order.kind for order in ran] == ["transcode"] * 3
+    published = run_next()
+
+    assert published.kind == "publish" and published.status == Status.DONE
+    assert published.result == {"published": "cat.mp4", "resolutions": ["1080p", "144p", "720p"]}
+    assert published.started_at >= max(order.finished_at for order in ran)
+    assert claim("S0", 1) == []
