@@ -18,9 +18,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.system]
 
 
 def spans(order: Order) -> list[tuple[datetime, datetime, str]]:
-    """(claimed, ended, outcome) of each of the order's attempts, from its history."""
-    return [(datetime.fromisoformat(entry["claimed"]), datetime.fromisoformat(entry["ended"]), entry["outcome"])
-            for entry in order.history]
+    """(began, ended, outcome) of each of the order's attempts, from its history: began is
+    when its handler started (the claim's own time is read before the claim is sent, so
+    it may precede the commit that released the order)."""
+    return [(datetime.fromisoformat(entry.get("started") or entry["claimed"]), datetime.fromisoformat(entry["ended"]),
+             entry["outcome"]) for entry in order.history]
 
 
 def drain_with_a_kill_9(processes, total: int, *, kill_after) -> str:
