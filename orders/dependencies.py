@@ -80,11 +80,11 @@ def _one(item, index: int, index_of: dict) -> int | UUID:
         raise OrderRejected(f"after: {str(item)[:80]!r} is not an order id", field="after") from None
 
 
-def apply(specs: list[OrderSpec], rows: list[tuple], waits: Waits, now: datetime) -> list[Dependency]:
+def apply(rows: list[tuple], ids: list[UUID], waits: Waits, now: datetime) -> list[Dependency]:
     """Inside the placing transaction: lock the awaited orders placed before, mark every
-    awaited order, and give each waiting order its status. The rows change in place;
-    the Dependency rows to write once the orders are are returned."""
-    ids = [row_id(row) for row in rows]
+    awaited order, and give each waiting order its status. The rows (whose ids are
+    ``ids``) change in place; the Dependency rows to write once the orders are written
+    are returned."""
     earlier = {dep for deps in waits.on.values() for dep, _ in deps if not isinstance(dep, int)}
     status_of = _lock_earlier(earlier)
     for index in waits.awaited_in_call():
@@ -128,10 +128,6 @@ def _lock_earlier(ids: set) -> dict:
 def record(edges: list[Dependency], placed_ids: set) -> None:
     """Write the Dependency rows of the orders that were placed (not given back as duplicates)."""
     Dependency.objects.bulk_create([edge for edge in edges if edge.waiting_id in placed_ids], batch_size=2000)
-
-
-def row_id(row: tuple) -> UUID:
-    return row[0]
 
 
 # --- what the order page shows ---------------------------------------------------------

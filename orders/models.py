@@ -34,7 +34,6 @@ class Status(models.TextChoices):
 
 
 FINISHED = (Status.DONE, Status.DEAD, Status.EXPIRED, Status.CANCELLED)
-UNFINISHED = (Status.WAITING, Status.QUEUED, Status.RUNNING)
 
 
 class OrderQuerySet(models.QuerySet):

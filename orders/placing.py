@@ -87,14 +87,15 @@ def place_chain(steps) -> list[Order]:
 def _place_waiting(specs: list[OrderSpec], rows: list[tuple], sequenced: dict, now) -> list[Order]:
     """Orders placed after others, and the orders of sequences: each learns what it waits
     for, and the Dependency rows are written with it, in one transaction."""
+    ids = [row[0] for row in rows]
     with transaction.atomic():
-        predecessors = sequences.predecessors(sequenced, [row[0] for row in rows]) if sequenced else {}
+        predecessors = sequences.predecessors(sequenced, ids) if sequenced else {}
         waits = dependencies.waits_of(specs, predecessors)
         for index in waits.awaited_in_call():
             if specs[index].unique_key is not None:
                 raise OrderRejected("an order that another of the same call waits for cannot have a unique_key",
                                     field="unique_key")
-        edges = dependencies.apply(specs, rows, waits, now)
+        edges = dependencies.apply(rows, ids, waits, now)
         if any(spec.unique_key is not None for spec in specs):
             orders = _place_unique(specs, rows, now)
         else:

@@ -2,16 +2,15 @@
 the last order they wait for, cancelled (saying why) when one of them fails, unless
 placed with after_policy="always"."""
 
-import threading
 
 import pytest
-from django.db import connection
 
 from orders.models import Dependency, Order, Status
 from orders.services import (OrderSpec, cancel, complete, complete_many, fail, place_chain, place_group,
                              place_order, RunResult)
 from orders.specs import OrderRejected
 from tests.claims import claim
+from tests.threads import at_once
 from tests.orders.test_api import api, post_json, user  # noqa: F401 - fixtures
 
 
@@ -131,20 +130,8 @@ def test_a_group_is_placed_whole_or_not_at_all():
 def test_two_last_dependencies_finishing_at_once_in_two_transactions_release_the_order_once():
     for _ in range(20):
         group = place_group([OrderSpec("bake"), OrderSpec("bake")], then=OrderSpec("bake"))
-        first, second = claim("S0", 1), claim("S1", 1)
-        start = threading.Barrier(2)
-
-        def finish(order, worker):
-            start.wait()
-            complete(order, worker, order.attempt)
-            connection.close()
-
-        threads = [threading.Thread(target=finish, args=(first[0], "S0")),
-                   threading.Thread(target=finish, args=(second[0], "S1"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        [first], [second] = claim("S0", 1), claim("S1", 1)
+        at_once(lambda: complete(first, "S0", first.attempt), lambda: complete(second, "S1", second.attempt))
         callback = Order.objects.get(pk=group.callback.pk)
         assert (callback.status, callback.waiting_for) == (Status.QUEUED, 0)
         run_to_done(callback)
@@ -156,25 +143,10 @@ def test_an_order_finishing_while_another_is_placed_after_it_still_releases_it()
     for _ in range(20):
         awaited = place_order("bake")
         [running] = claim("S0", 1)
-        start, placed = threading.Barrier(2), []
-
-        def place():
-            start.wait()
-            placed.append(place_order("bake", after=[awaited]))
-            connection.close()
-
-        def finish():
-            start.wait()
-            complete(running, "S0", running.attempt)
-            connection.close()
-
-        threads = [threading.Thread(target=place), threading.Thread(target=finish)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert status(placed[0]) == Status.QUEUED
-        run_to_done(placed[0])
+        placed, _ = at_once(lambda: place_order("bake", after=[awaited]),
+                            lambda: complete(running, "S0", running.attempt))
+        assert status(placed) == Status.QUEUED
+        run_to_done(placed)
 
 
 @pytest.mark.django_db

@@ -1,14 +1,13 @@
 """Ordered processing per key: orders of an ordered kind or queue that share a routing
 key run one at a time, in the order they were placed, through retries and failures."""
 
-import threading
 
 import pytest
-from django.db import connection
 
 from orders.models import Order, Sequence, Status
 from orders.services import OrderSpec, complete, fail, place_order, place_orders, prune_finished
 from tests.claims import claim
+from tests.threads import at_once
 
 
 def statuses(orders) -> list[str]:
@@ -85,18 +84,7 @@ def test_after_the_last_order_of_a_key_is_pruned_the_next_one_is_queued_at_once(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_eight_placers_of_one_key_at_once_make_one_chain():
-    start, placed = threading.Barrier(8), []
-
-    def placer():
-        start.wait()
-        placed.append(place_order("step", routing_key="k"))
-        connection.close()
-
-    threads = [threading.Thread(target=placer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    placed = at_once(*[lambda: place_order("step", routing_key="k")] * 8)
 
     order = claim("S0", 10)
     done = []

@@ -1,16 +1,16 @@
 """Unique orders: one order per key in its scope, whoever places it and however they race."""
 
 import json
-import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from orders.models import Order, Status, UniqueKey
 from orders.services import OrderSpec, complete, place_order, place_orders
 from orders.specs import OrderRejected
 from tests.claims import claim
+from tests.threads import at_once
 from tests.orders.test_api import api, user  # noqa: F401 - fixtures
 
 
@@ -23,24 +23,8 @@ def finish(order):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_eight_placers_racing_with_one_key_make_one_order_and_all_get_it_back():
-    start, results, errors = threading.Barrier(8), [], []
+    results = at_once(*[lambda: place_order("bake", {"n": 1}, unique_key="invoice-7")] * 8)
 
-    def placer():
-        try:
-            start.wait()
-            results.append(place_order("bake", {"n": 1}, unique_key="invoice-7"))
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=placer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     assert Order.objects.count() == 1
     assert {order.pk for order in results} == {Order.objects.get().pk}
     assert sorted(order.duplicate for order in results) == [False] + [True] * 7
