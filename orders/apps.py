@@ -6,15 +6,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.signals import connection_created
 
 
-def check_limits(**kwargs):
-    """PIZZAQ_LIMITS, checked when any command starts, not when a worker first uses it."""
-    from orders.limits import configured
+def check_settings(**kwargs):
+    """PIZZAQ_LIMITS and PIZZAQ_SCHEDULES, checked when any command starts, not when a
+    worker or the notifier first uses them."""
+    from orders import limits, schedules
 
-    try:
-        configured()
-    except ImproperlyConfigured as error:
-        return [checks.Error(str(error), id="pizzaq.E001")]
-    return []
+    errors = []
+    for number, configured in ((1, limits.configured), (2, schedules.configured)):
+        try:
+            configured()
+        except ImproperlyConfigured as error:
+            errors.append(checks.Error(str(error), id=f"pizzaq.E00{number}"))
+    return errors
 
 
 def sqlite_recursive_triggers(sender, connection, **kwargs):
@@ -33,7 +36,7 @@ class OrdersConfig(AppConfig):
     def ready(self):
         from orders import conf
 
-        checks.register(check_limits)
+        checks.register(check_settings)
         connection_created.connect(sqlite_recursive_triggers)
         # Importing a handler module registers its kinds.
         for module in conf.get().handler_modules:

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.cadence import Cadence
 from orders.ids import uuid7
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
@@ -283,6 +284,69 @@ class UniqueKey(models.Model):
 
     def __str__(self):
         return f"unique key {self.key} -> {self.order_id}"
+
+
+class Schedule(models.Model):
+    """Orders placed on a cadence by the leading notifier (orders/schedules.py): one order
+    per slot, never two (ScheduleSlot decides), and after a stretch with no notifier at
+    most ``catch_up`` of the slots missed meanwhile, never a pile. Rows come from the admin,
+    or from PIZZAQ_SCHEDULES, which a starting notifier writes here."""
+
+    name = models.CharField(max_length=100, primary_key=True,
+                            validators=[RegexValidator(f"^{QUEUE_NAME_PATTERN}$", "letters, digits, '.', '_' or '-'")])
+    cron = models.CharField(max_length=200, blank=True, default="",
+                            help_text="A cron expression (5 fields, or 6 with seconds first; @hourly, @daily, ...) in the time zone")
+    every = models.FloatField(null=True, blank=True,
+                              help_text="Or an interval in seconds (at least 1); slots fall on its multiples since 1970")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=100, default=DEFAULT_QUEUE)
+    priority = models.SmallIntegerField(default=0, help_text="-100..100, higher runs first")
+    ttl = models.FloatField(null=True, blank=True, help_text="Seconds an order may wait unstarted before it expires")
+    catch_up = models.PositiveSmallIntegerField(
+        default=1, help_text="After a stretch with no notifier, how many of the slots missed meanwhile to place "
+                             "(the latest ones); 0 skips them")
+    enabled = models.BooleanField(default=True)
+    from_settings = models.BooleanField(default=False, editable=False)
+    # Every slot up to this moment is settled: placed, or skipped as missed.
+    settled_through = models.DateTimeField(default=timezone.now, editable=False)
+    # The first slot after settled_through: the notifier reads only schedules that are due.
+    next_slot_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_slot_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_order_id = models.UUIDField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cron="", every__isnull=False) | (~Q(cron="") & Q(every__isnull=True)),
+                                   name="schedule_cron_or_every"),
+        ]
+        indexes = [models.Index(fields=["next_slot_at"], condition=Q(enabled=True), name="schedule_due_idx")]
+
+    def __str__(self):
+        return f"schedule {self.name}" + ("" if self.enabled else " (disabled)")
+
+    def cadence(self) -> Cadence:
+        return Cadence(self.cron, self.every, self.time_zone)
+
+
+class ScheduleSlot(models.Model):
+    """One slot of a schedule, placed as an order. The unique (schedule, slot) pair is what
+    keeps two notifiers, a leader change or a restart from placing a slot twice."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="slots")
+    slot_at = models.DateTimeField()
+    order_id = models.UUIDField()
+    placed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["schedule", "slot_at"], name="schedule_slot_once")]
+        indexes = [models.Index(fields=["placed_at"], name="schedule_slot_placed_idx")]
+
+    def __str__(self):
+        return f"{self.schedule_id} slot {self.slot_at:%Y-%m-%d %H:%M:%S} -> {self.order_id}"
 
 
 class ApiToken(models.Model):

@@ -1,8 +1,9 @@
 """The notifier loop: one leader at a time watches heartbeats and keeps the queue honest.
 
 Each tick the leader declares silent workers dead (moving only their orders), requeues
-orders whose lease lapsed, expires orders past their time-to-live, prunes old finished
-orders now and then, and repairs bucket ownership if it ever drifts from the ring.
+orders whose lease lapsed, expires orders past their time-to-live, places the slots of periodic schedules that fell due,
+prunes old finished orders now and then, and repairs bucket ownership if it ever drifts
+from the ring.
 
 A silence counts only while the leader could have heard it. After it (re)connects to the
 database, takes the leadership, or finds the database back after an outage, the leader
@@ -21,7 +22,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from django.db.models import Count
 from django.utils import timezone
 
-from orders import services
+from orders import schedules, services
 from orders.models import Order, Status
 from orders import conf
 from workers import leadership
@@ -62,11 +63,15 @@ class Notifier:
         # and when it last reached it.
         self.contact_since: float | None = None
         self.last_contact = 0.0
+        # Since when (wall clock) this notifier, leading or standing by, has been in
+        # unbroken contact: schedules owe every slot since then (orders/schedules.py).
+        self.present_since = timezone.now()
         self.contact = DatabaseContact(f"notifier {self.identity}")
         self.beacon = ChangeBeacon(self.stopping, self.contact)
 
     def run(self) -> None:
         log.info("notifier %s started (tick %.1f s)", self.identity, self.tick_seconds)
+        self.sync_schedules()
         if self.beacon.enabled:
             keep_running("notifier-beacon", self.beacon.run, self.stopping)
         while not self.stopping.is_set():
@@ -108,6 +113,7 @@ class Notifier:
                 log.warning("notifier %s: no answer from the database for %.1f s", self.identity,
                             now - self.last_contact)
             self.contact_since = now
+            self.present_since = timezone.now()
         self.last_contact = now
 
     def may_judge_silence(self) -> bool:
@@ -137,7 +143,8 @@ class Notifier:
     def tick(self) -> None:
         """One round of the leader's duties; after each, the database has answered again."""
         changed = False
-        duties = [self.expire_overdue, self.close_orphaned_pins, self.repair_ownership, self.prune, self.sample]
+        duties = [self.place_scheduled, self.expire_overdue, self.close_orphaned_pins, self.repair_ownership,
+                  self.prune, self.sample]
         if self.may_judge_silence():
             duties = [self.bury_silent_workers, self.requeue_lapsed, *duties]
         for duty in duties:
@@ -145,6 +152,20 @@ class Notifier:
             self._heard_from_database()
         if changed:
             self.beacon.mark()
+
+    def sync_schedules(self) -> None:
+        """This deployment's PIZZAQ_SCHEDULES, written where every notifier reads them."""
+        try:
+            schedules.sync_from_settings()
+        except DatabaseError as error:
+            # Retry point: the schedules written before stay in force; the next start tries again.
+            log.warning("notifier %s could not write PIZZAQ_SCHEDULES (%s)", self.identity, error)
+
+    def place_scheduled(self) -> int:
+        placed = schedules.fire_due(timezone.now(), self.present_since)
+        for slot in placed:
+            log.info("schedule %s: slot %s placed as order %s", slot.schedule_id, slot.slot_at.isoformat(), slot.order_id)
+        return len(placed)
 
     def requeue_lapsed(self) -> int:
         if lapsed := services.requeue_lapsed():
@@ -164,7 +185,10 @@ class Notifier:
     def prune(self) -> int:
         """One batch a tick at most, so a long prune never delays noticing a dead worker; a
         full batch means more is waiting, so the next tick prunes again."""
-        if not self._due("last_prune", PRUNE_EVERY) or not (pruned := services.prune_finished(max_batches=1)):
+        if not self._due("last_prune", PRUNE_EVERY):
+            return 0
+        schedules.forget_slots(older_than=conf.get().retention)
+        if not (pruned := services.prune_finished(max_batches=1)):
             return 0
         log.info("pruned %d finished orders past retention", pruned)
         if pruned >= services.PRUNE_BATCH:
