@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
-from orders.models import ApiToken, Limit, Order, Queue
+from orders import schedules
+from orders.models import ApiToken, Limit, Order, Queue, Schedule
 
 
 @admin.register(Order)
@@ -70,3 +72,43 @@ class LimitAdmin(admin.ModelAdmin):
 
     list_display = ["scope", "name", "max_running", "max_running_per_key", "max_starts", "per_seconds", "from_settings"]
     list_filter = ["scope", "from_settings"]
+
+
+class ScheduleForm(forms.ModelForm):
+    """A schedule is checked as its orders will be: cadence, kind, queue, payload, priority."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            definition = {field: cleaned[field] for field in schedules.DEFINITION_FIELDS if field in cleaned}
+            try:
+                schedules.check(Schedule(**definition))
+            except ValueError as error:
+                raise forms.ValidationError(str(error)) from None
+        return cleaned
+
+    class Meta:
+        model = Schedule
+        fields = "__all__"
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Periodic orders. Those PIZZAQ_SCHEDULES sets are rewritten from the settings when a
+    notifier starts (whether they are enabled stays as set here). Firing, enabling and
+    disabling are recorded in the audit trail, which the workers app keeps; its admin adds
+    those actions."""
+
+    form = ScheduleForm
+    list_display = ["name", "enabled", "cadence_display", "kind", "queue", "next_slot_at", "last_slot_at",
+                    "last_fired_at", "from_settings"]
+    list_filter = ["enabled", "from_settings", "queue", "kind"]
+    readonly_fields = ["enabled", "from_settings", "settled_through", "next_slot_at", "last_slot_at", "last_fired_at",
+                       "last_order_id"]
+
+    @admin.display(description="when")
+    def cadence_display(self, schedule):
+        return schedule.cadence().describe()
+
+    def save_model(self, request, obj, form, change):
+        schedules.save_definition(obj)

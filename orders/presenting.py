@@ -2,7 +2,7 @@
 tables and its live stream. Values are JSON-ready except times, which each transport
 encodes with Django's JSON encoder; links are added by whoever serves the order."""
 
-from orders.models import Order
+from orders.models import Order, Schedule
 
 
 def order_summary(order: Order) -> dict:
@@ -25,4 +25,16 @@ def order_record(order: Order) -> dict:
         "concurrency_key": order.concurrency_key or None, "max_attempts": order.max_attempts, "result": order.result,
         "error": order.last_error or None, "history": order.history,
         "run_after": order.run_after, "expires_at": order.expires_at, "started_at": order.started_at,
+    }
+
+
+def schedule_summary(schedule: Schedule) -> dict:
+    """A schedule: what it places, when, and when it last did."""
+    return {
+        "name": schedule.name, "when": schedule.cadence().describe(), "cron": schedule.cron or None,
+        "every": schedule.every, "time_zone": schedule.time_zone, "kind": schedule.kind, "queue": schedule.queue,
+        "priority": schedule.priority, "catch_up": schedule.catch_up, "enabled": schedule.enabled,
+        "next_slot_at": schedule.next_slot_at if schedule.enabled else None, "last_slot_at": schedule.last_slot_at,
+        "last_fired_at": schedule.last_fired_at,
+        "last_order_id": str(schedule.last_order_id) if schedule.last_order_id else None,
     }

@@ -1,5 +1,5 @@
 """What people do to the queue: force-fail a worker, retry, cancel or requeue an order,
-pause or resume a named queue.
+pause or resume a named queue, fire, enable or disable a schedule.
 
 One place for the dashboard's HTTP views, its websocket and the admin: each action checks
 the same named permission, calls the same service, and is recorded as an Event naming who
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from orders import queues, services
+from orders import queues, schedules, services
 from orders.specs import OrderRejected
 from workers.events import record
 from workers.membership import force_fail
@@ -35,7 +35,13 @@ class ActionResult:
 
 
 ORDER_ACTIONS = {"retry": services.retry, "cancel": services.cancel, "requeue": services.requeue}
-QUEUE_ACTIONS = {"pause": queues.pause, "resume": queues.resume}
+# What each action on a named thing changes: (the thing, the change taking its name and the actor).
+NAMED_ACTIONS = {
+    "pause": ("queue", queues.pause), "resume": ("queue", queues.resume),
+    "fire": ("schedule", lambda name, actor: schedules.fire_now(name)),
+    "enable": ("schedule", lambda name, actor: schedules.set_enabled(name, True)),
+    "disable": ("schedule", lambda name, actor: schedules.set_enabled(name, False)),
+}
 
 
 def may_operate(user) -> bool:
@@ -52,8 +58,8 @@ def perform(user, action: str, target: str) -> ActionResult:
         outcome = force_fail(target, actor)
         return ActionResult(200 if outcome else 404 if outcome.message.startswith("no worker") else 409,
                             outcome.message)
-    if action in QUEUE_ACTIONS:
-        return act_on_queue(action, target, actor)
+    if action in NAMED_ACTIONS:
+        return act_on(action, target, actor)
     if action not in ORDER_ACTIONS:
         return ActionResult(404, f"no action {action!r}")
     try:
@@ -70,15 +76,17 @@ def perform(user, action: str, target: str) -> ActionResult:
     return ActionResult(404 if outcome.message.startswith("no order") else 409, outcome.message)
 
 
-def act_on_queue(action: str, name: str, actor: str) -> ActionResult:
-    """Pause or resume the queue ``name`` for ``actor``, recorded with the change. (The
-    permission is the caller's to check: ``perform`` does, a management command need not.)"""
+def act_on(action: str, name: str, actor: str) -> ActionResult:
+    """Do ``action`` to the queue or schedule ``name`` for ``actor``, recorded with the
+    change. (The permission is the caller's to check: ``perform`` does, a management
+    command need not.)"""
+    subject, change = NAMED_ACTIONS[action]
     try:
         with transaction.atomic():
-            outcome = QUEUE_ACTIONS[action](name, actor)
+            outcome = change(name, actor)
             if outcome:
                 record(EventKind.ACTION, f"{actor}: {outcome.message}", actor=actor,
-                       data={"action": action, "queue": name})
+                       data={"action": action, subject: name})
     except OrderRejected as rejected:
         return ActionResult(400, rejected.message)
-    return ActionResult(200 if outcome else 409, outcome.message)
+    return ActionResult(200 if outcome else 404 if outcome.message.startswith("no ") else 409, outcome.message)

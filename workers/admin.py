@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from orders.admin import OrderAdmin, QueueAdmin
-from orders.models import Order, Queue
+from orders.admin import OrderAdmin, QueueAdmin, ScheduleAdmin
+from orders.models import Order, Queue, Schedule
 from workers import actions
 from workers.models import Bucket, Event, Worker
 
@@ -45,10 +45,20 @@ class OperatedQueueAdmin(Operated, QueueAdmin):
     actions = [operation("pause", "Pause the selected queues"), operation("resume", "Resume the selected queues")]
 
 
+class OperatedScheduleAdmin(Operated, ScheduleAdmin):
+    """Schedules, fired, enabled and disabled from the list."""
+
+    actions = [operation("fire", "Fire the selected schedules now (one order each, outside their slots)"),
+               operation("enable", "Enable the selected schedules"),
+               operation("disable", "Disable the selected schedules")]
+
+
 admin.site.unregister(Order)
 admin.site.register(Order, OperatedOrderAdmin)
 admin.site.unregister(Queue)
 admin.site.register(Queue, OperatedQueueAdmin)
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, OperatedScheduleAdmin)
 
 
 @admin.register(Worker)

@@ -1,10 +1,12 @@
 """Operating the queue over the JSON API: list and pause or resume named queues, cancel
-or retry an order. The same actions, permission and audit trail as the dashboard's
+or retry an order, list, fire, enable or disable schedules. The same actions, permission and audit trail as the dashboard's
 (``workers.actions``); authentication and errors as the rest of the API's."""
 
 from django.http import JsonResponse
 
 from orders.api import api_error, api_view
+from orders.models import Schedule
+from orders.presenting import schedule_summary
 from workers.actions import perform
 from workers.selectors import queue_rows
 
@@ -14,8 +16,15 @@ def queues(request):
     return JsonResponse({"results": queue_rows()})
 
 
+@api_view("GET")
+def schedules(request):
+    """Every schedule, with its next slot and when it last fired."""
+    return JsonResponse({"results": [schedule_summary(schedule) for schedule in Schedule.objects.all()]})
+
+
 @api_view("POST")
-def queue_action(request, name: str, action: str):
+def named_action(request, name: str, action: str):
+    """A queue's or a schedule's action: pause, resume; fire, enable, disable."""
     return _answer(perform(request.api_user, action, name))
 
 

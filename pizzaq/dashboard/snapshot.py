@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.handlers import registered_kinds
-from orders.models import Order, Status
-from orders.presenting import order_summary
+from orders.models import Order, Schedule, Status
+from orders.presenting import order_summary, schedule_summary
 from orders import conf
 from workers.models import Bucket, QueueSample
 from workers.selectors import iso, queue_rows, queue_summary, recent_events, worker_rows
@@ -53,6 +53,15 @@ def with_queue_urls(queues: list[dict]) -> list[dict]:
              "resume_url": reverse("dashboard-queue-resume", args=[row["name"]])} for row in queues]
 
 
+def schedule_rows() -> list[dict]:
+    """Each schedule with the addresses of its last order and its buttons."""
+    return [{**(row := schedule_summary(schedule)),
+             "last_order_url": reverse("dashboard-order", args=[row["last_order_id"]]) if row["last_order_id"] else None,
+             **{f"{action}_url": reverse(f"dashboard-schedule-{action}", args=[schedule.name])
+                for action in ("fire", "enable", "disable")}}
+            for schedule in Schedule.objects.all()]
+
+
 def ring(owners: dict[int, str]) -> dict:
     """Owners as indexes into a name list: 1,024 buckets stay a few kilobytes."""
     names = sorted({owner for owner in owners.values() if owner})
@@ -82,7 +91,7 @@ def snapshot(status: str = "", kind: str = "", queue: str = "") -> dict:
     owners = Bucket.objects.owners()
     return {
         "at": iso(now), "summary": queue_summary(), "charts": charts(now), "workers": with_fail_urls(worker_rows(now, owners)),
-        "queues": with_queue_urls(queue_rows(now)),
+        "queues": with_queue_urls(queue_rows(now)), "schedules": schedule_rows(),
         "ring": ring(owners), "events": recent_events(RECENT_EVENTS), "orders": recent_orders(status, kind, queue),
         "dead": dead_letters(), "kinds": registered_kinds(),
     }

@@ -11,4 +11,6 @@ urlpatterns = [
     path("dashboard/workers/<str:target>/fail", views.act, {"action": "force_fail"}, name="dashboard-fail-worker"),
     path("dashboard/queues/<str:target>/pause", views.act, {"action": "pause"}, name="dashboard-queue-pause"),
     path("dashboard/queues/<str:target>/resume", views.act, {"action": "resume"}, name="dashboard-queue-resume"),
+    *[path(f"dashboard/schedules/<str:target>/{action}", views.act, {"action": action}, name=f"dashboard-schedule-{action}")
+      for action in ("fire", "enable", "disable")],
 ]

@@ -104,6 +104,19 @@ function queueRow(queue) {
     el("td", { class: "queue-state" }, state), el("td", {}, action));
 }
 
+function scheduleRow(schedule) {
+  const actions = !canOperate ? "" : el("span", {},
+    el("button", { type: "button", onclick: () => act(schedule.fire_url), "aria-label": `Fire schedule ${schedule.name} now` }, "Fire now"), " ",
+    schedule.enabled
+      ? el("button", { type: "button", class: "secondary", onclick: () => act(schedule.disable_url), "aria-label": `Disable schedule ${schedule.name}` }, "Disable")
+      : el("button", { type: "button", class: "secondary", onclick: () => act(schedule.enable_url), "aria-label": `Enable schedule ${schedule.name}` }, "Enable"));
+  const last = schedule.last_order_url ? el("a", { href: schedule.last_order_url }, time(schedule.last_fired_at)) : "never";
+  return el("tr", { "data-schedule": schedule.name },
+    el("th", { scope: "row" }, schedule.name), el("td", {}, schedule.when), el("td", {}, `${schedule.kind} → ${schedule.queue}`),
+    el("td", { class: "schedule-next" }, schedule.enabled ? time(schedule.next_slot_at) : el("span", { class: "status status-paused" }, "disabled")),
+    el("td", { class: "schedule-last" }, last), el("td", {}, actions));
+}
+
 function renderRing(ring) {
   const canvas = $("ring");
   const count = ring.buckets.length;
@@ -156,6 +169,8 @@ function render(data) {
   renderSeries("done-chart", data.charts.done_per_minute, data.charts.since, data.charts.now, true);
   $("workers").replaceChildren(...data.workers.map(workerRow));
   $("queues").replaceChildren(...data.queues.map(queueRow));
+  $("schedules").replaceChildren(...(data.schedules.length ? data.schedules.map(scheduleRow)
+    : [el("tr", {}, el("td", { colspan: 6 }, "No schedules: add one in the admin or in PIZZAQ_SCHEDULES."))]));
   renderRing(data.ring);
   renderEvents(data.events);
   $("orders").replaceChildren(...data.orders.map(orderRow));

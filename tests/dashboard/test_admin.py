@@ -3,7 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from orders.models import Order, Queue, Status
+from django.utils import timezone
+
+from orders.models import Order, Queue, Schedule, Status
 from orders.services import fail, place_order
 from tests.claims import claim
 from workers.models import Event
@@ -74,3 +76,34 @@ def test_staff_without_the_act_permission_are_not_offered_the_admin_actions(clie
 
     assert "force_fail_workers" not in page
     assert Worker.objects.get().status == "alive"
+
+
+SCHEDULE_FORM = {"name": "hourly-report", "cron": "@hourly", "every": "", "time_zone": "Europe/Berlin", "kind": "noop",
+                 "payload": "{}", "queue": "default", "priority": "0", "ttl": "", "catch_up": "1"}
+
+
+def test_the_admin_adds_a_schedule_with_its_next_slot_fires_it_and_disables_it(admin_client):
+    admin_client.post("/admin/orders/schedule/add/", SCHEDULE_FORM)
+    schedule = Schedule.objects.get()
+    assert schedule.next_slot_at.minute == 0 and schedule.next_slot_at > timezone.now()
+
+    fired = admin_client.post("/admin/orders/schedule/", {"action": "fire_selected", "_selected_action": ["hourly-report"]},
+                              follow=True)
+    order = Order.objects.get()
+    assert (order.kind, Schedule.objects.get().last_order_id) == ("noop", order.id)
+    assert f"schedule hourly-report fired now: order {order.id}" in [str(m) for m in fired.context["messages"]]
+    admin_client.post("/admin/orders/schedule/", {"action": "disable_selected", "_selected_action": ["hourly-report"]})
+    assert not Schedule.objects.get().enabled
+    assert [(e.actor, e.data) for e in Event.objects.order_by("id")] == [
+        ("root", {"action": "fire", "schedule": "hourly-report"}), ("root", {"action": "disable", "schedule": "hourly-report"})]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"cron": "every day"}, "cron expression"), ({"cron": "", "every": "0.1"}, "at least 1"),
+    ({"kind": "no-such-kind"}, "unknown kind"), ({"time_zone": "Nowhere/Land"}, "unknown time zone"),
+])
+def test_the_admin_refuses_a_schedule_that_cannot_work_and_says_why(admin_client, change, message):
+    response = admin_client.post("/admin/orders/schedule/add/", {**SCHEDULE_FORM, **change})
+
+    assert response.status_code == 200 and not Schedule.objects.exists()
+    assert message in response.content.decode()

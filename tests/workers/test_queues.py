@@ -13,7 +13,7 @@ from orders.services import OrderSpec, place_order, place_orders
 from orders.specs import OrderRejected
 from orders.tokens import create_token
 from tests.claims import claim
-from workers.actions import act_on_queue
+from workers.actions import act_on
 from workers.membership import Death, declare_dead, register
 from workers.models import Bucket, Event, EventKind
 from workers.ownership import territory
@@ -133,10 +133,10 @@ def test_a_paused_queue_is_not_claimed_until_it_is_resumed_and_each_change_names
     place("emails", 5)
     place("reports", 5)
 
-    assert act_on_queue("pause", "emails", "olga").ok
+    assert act_on("pause", "emails", "olga").ok
     assert {o.queue for o in claim("S0", 100)} == {"reports"}
     assert Order.objects.filter(queue="emails", status=Status.QUEUED).count() == 5
-    assert act_on_queue("resume", "emails", "piet").ok
+    assert act_on("resume", "emails", "piet").ok
 
     assert {o.queue for o in claim("S0", 100)} == {"emails"}
     assert [(e.actor, e.data) for e in Event.objects.filter(kind=EventKind.ACTION).order_by("id")] == [
@@ -144,10 +144,10 @@ def test_a_paused_queue_is_not_claimed_until_it_is_resumed_and_each_change_names
 
 
 def test_pausing_a_paused_queue_or_resuming_an_open_one_is_refused_and_changes_nothing():
-    assert act_on_queue("pause", "emails", "olga").ok
+    assert act_on("pause", "emails", "olga").ok
 
-    again, open_one = act_on_queue("pause", "emails", "piet"), act_on_queue("resume", "reports", "piet")
-    bad = act_on_queue("pause", "no spaces please", "piet")
+    again, open_one = act_on("pause", "emails", "piet"), act_on("resume", "reports", "piet")
+    bad = act_on("pause", "no spaces please", "piet")
 
     assert (again.status, open_one.status, bad.status) == (409, 409, 400)
     assert "already paused (by olga" in again.message

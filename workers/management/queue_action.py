@@ -4,7 +4,7 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.actions import act_on_queue
+from workers.actions import act_on
 
 
 class QueueActionCommand(BaseCommand):
@@ -15,7 +15,7 @@ class QueueActionCommand(BaseCommand):
         parser.add_argument("--actor", default=None, help="Who is doing this (default: the shell user)")
 
     def handle(self, *args, queue, actor, **options):
-        result = act_on_queue(self.action, queue, actor or getpass.getuser())
+        result = act_on(self.action, queue, actor or getpass.getuser())
         if not result.ok:
             raise CommandError(result.message)
         self.stdout.write(result.message)
