@@ -145,6 +145,13 @@ def _connection_guards() -> dict:
 # The demo's menu of handlers (bake, noop, flaky, ...) is this project's, on top of the
 # apps' own default (Django tasks).
 PIZZAQ = {"handler_modules": ("pizzaq.menu", "orders.tasks_backend"), **overrides_from_environ()}
+# Periodic orders the demo's notifier places (`make run` turns them on; any other notifier
+# of this project removes them again, as it would any schedule its settings drop).
+DEMO_SCHEDULES = {
+    "dough-check": {"every": 30, "kind": "noop", "payload": {"check": "the dough is proofing"}},
+    "nightly-clean": {"cron": "0 3 * * *", "kind": "noop", "payload": {"clean": "the ovens"}, "catch_up": 0},
+}
+PIZZAQ_SCHEDULES = DEMO_SCHEDULES if env.bool("PIZZAQ_DEMO_SCHEDULES", default=False) else {}
 # PgBouncer in transaction mode (or any transaction pooler) between us and PostgreSQL: no
 # prepared statements, no startup options, and LISTEN goes to DATABASE_LISTEN_URL (the
 # server itself) or, without one, workers poll.
