@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect, sync_playwright
 
-from orders.models import Order, Status
+from orders import schedules
+from orders.models import Order, Schedule, Status
 from orders.services import place_order
 from tests.conftest import ROOT, wait_for
 from tests.system.procs import free_port
@@ -180,3 +181,26 @@ def test_cancelling_a_running_order_from_its_page_ends_it_cancelled(page):
     expect(page.locator("#order-cancel")).to_be_hidden()
     shoot(page, "order-cancelled")
     assert Order.objects.get(pk=order.pk).status == Status.CANCELLED
+
+
+def test_a_schedule_shows_its_slots_firing_live_and_is_disabled_and_fired_from_its_row(page):
+    schedules.save_definition(Schedule(name="tick", every=1, kind="noop", payload={"from": "tick"}))
+    row = page.locator('#schedules tr[data-schedule="tick"]')
+    expect(row).to_contain_text("every 1 s")
+    expect(row.locator(".schedule-last a")).to_be_visible()  # the notifier placed a slot
+
+    row.locator("button", has_text="Disable").click()
+    expect(row.locator(".schedule-next")).to_have_text("disabled")
+    placed = wait_for(lambda: _settled_count("tick"), message="the slots to stop")
+    row.locator("button", has_text="Fire now").click()
+
+    expect(page.locator("#events li.event-action").first).to_contain_text("admin: schedule tick fired now")
+    shoot(page, "schedule-fired")
+    assert Order.objects.filter(payload__from="tick").count() == placed + 1
+
+
+def _settled_count(name: str) -> int | None:
+    """How many orders the schedule placed, once that number holds for two seconds."""
+    before = Order.objects.filter(payload__from=name).count()
+    time.sleep(2)
+    return before if Order.objects.filter(payload__from=name).count() == before else None
