@@ -178,6 +178,15 @@ def test_a_slot_whose_order_cannot_be_placed_is_logged_and_skipped_not_retried_f
     assert Order.objects.count() == 0
 
 
+@pytest.mark.django_db
+def test_a_schedule_row_broken_behind_the_checks_is_logged_and_the_others_still_fire(caplog):
+    make("good")
+    Schedule.objects.create(name="broken", cron="not cron", kind="noop", settled_through=T0, next_slot_at=at(1))
+
+    assert [slot.schedule_id for slot in schedules.fire_due(now=at(1.5), present_since=at(-100))] == ["good"]
+    assert "schedule broken cannot fire: cron expression 'not cron'" in caplog.text
+
+
 # --- definitions ------------------------------------------------------------------------
 
 
