@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from orders import conf
 from orders.fence import held_by
+from orders.models import Order
 from orders.notify import CHANGES_CHANNEL, notify_after_commit
 
 log = logging.getLogger("pizzaq.orders")
@@ -33,6 +34,8 @@ NOTE_LENGTH = 200
 
 @dataclass(frozen=True)
 class Report:
+    """One report: the fraction done, a few words, and when it was made."""
+
     value: float
     note: str
     at: datetime
@@ -49,12 +52,15 @@ def checked_report(value, note: str) -> Report:
 
 
 class Reporter:
-    """The progress reports of one run: its order's id and fencing token, the report held
-    back, and when it last wrote (monotonic clock)."""
+    """The progress reports of one run: its order's id and fencing token, its latest
+    report, and what and when it last wrote (monotonic clock)."""
 
-    def __init__(self, order):
-        self.model, self.order_id, self.token = type(order), order.pk, (order.worker, order.attempt)
-        self.held: Report | None = None
+    def __init__(self, order: Order):
+        self.order_id, self.token = order.pk, (order.worker, order.attempt)
+        # The latest report, and the latest one written (or tried): the handler's thread
+        # only replaces the first, so a report made during a write is never lost.
+        self.latest: Report | None = None
+        self.written: Report | None = None
         self.written_at = -math.inf
         # A run that lost its order never holds it again: it stops writing.
         self.lost = False
@@ -62,22 +68,25 @@ class Reporter:
         self.writing = threading.Lock()
 
     def report(self, value, note: str = "") -> None:
-        self.held = checked_report(value, note)
-        if not connection.in_atomic_block:
-            self.flush()
+        """Take a report, and write it if the interval allows."""
+        self.latest = checked_report(value, note)
         # Inside a transaction (an atomic handler) the write would show only once it
         # commits, and would lock the order's row against the worker's lease renewals
         # meanwhile: the report stays held for the heartbeat, on a connection of its own.
+        if not connection.in_atomic_block:
+            self.flush()
 
     def flush(self) -> None:
-        """Write the held report if the interval since the last write is over. A write
-        under way on another thread is not waited for: the report stays held."""
+        """Write the latest report, if it is not written yet and the interval since the last
+        write is over. A write under way on another thread is not waited for: the report
+        stays held for the next flush."""
         if not self.writing.acquire(blocking=False):
             return
         try:
-            if self.held is None or self.lost or time.monotonic() - self.written_at < conf.get().progress_interval:
+            report = self.latest
+            if report is self.written or self.lost or time.monotonic() - self.written_at < conf.get().progress_interval:
                 return
-            report, self.held, self.written_at = self.held, None, time.monotonic()
+            self.written, self.written_at = report, time.monotonic()
             self.lost = not self._write(report)
         finally:
             self.writing.release()
@@ -87,7 +96,7 @@ class Reporter:
         try:
             with transaction.atomic():
                 # The fence: only while this run still holds the order.
-                written = self.model.objects.filter(held_by(*self.token), pk=self.order_id).update(
+                written = Order.objects.filter(held_by(*self.token), pk=self.order_id).update(
                     progress_value=report.value, progress_note=report.note, progress_at=report.at)
                 if written:
                     # Dashboards read again on this wake-up: it goes out once the report committed.
@@ -99,14 +108,14 @@ class Reporter:
         return bool(written)
 
 
-def report(order, value, note: str = "") -> None:
+def report(order: Order, value, note: str = "") -> None:
     """Report the progress of the run ``order`` was claimed for (see the module's docstring)."""
     if order.progress_reporter is None:
         order.progress_reporter = Reporter(order)
     order.progress_reporter.report(value, note)
 
 
-def flush(order) -> None:
+def flush(order: Order) -> None:
     """Write what ``order``'s run reported and holds back, if its interval is over."""
     if order.progress_reporter is not None:
         order.progress_reporter.flush()
