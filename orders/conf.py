@@ -32,6 +32,10 @@ class PizzaqConf:
     max_payload_bytes: int = 64 * 1024
     # How often an idle worker looks for work when no NOTIFY wakes it.
     poll_interval: float = 1.0
+    # A running order's progress is written at most once per this many seconds, however
+    # often its handler reports: a report is a write and a dashboard wake-up, and a bar
+    # that moves once a second is live enough (orders/reporting.py).
+    progress_interval: float = 1.0
     # Seconds a stopping worker waits for its running orders before releasing them.
     shutdown_grace: float = 30.0
     # Seconds a worker that was declared dead waits before it joins again as a new

@@ -104,6 +104,9 @@ class Order(models.Model):
     duplicate = False
     # Set by the worker running this order when someone cancels it (see cancel_requested).
     _cancel_requested = False
+    # The run's progress reports, held back and written (orders/reporting.py); made by the
+    # first report.
+    progress_reporter = None
 
     class Meta:
         permissions = [("operate_queue", "Can force-fail workers and cancel or retry orders")]
@@ -155,6 +158,13 @@ class Order(models.Model):
         """The worker running this order tells its handler to stop."""
         self._cancel_requested = True
 
+    def progress(self, value: float, note: str = "") -> None:
+        """In a handler: how far this run has got, a fraction from 0 to 1, and a few words
+        (at most 200 characters); written at most once per PIZZAQ progress_interval, and
+        only while this run holds the order (orders/reporting.py)."""
+        from orders.reporting import report  # it imports this module (through the fence)
+
+        report(self, value, note)
 
 
 class AfterPolicy(models.TextChoices):

@@ -11,8 +11,16 @@ def order_summary(order: Order) -> dict:
         "id": str(order.id), "kind": order.kind, "queue": order.queue, "status": order.status, "priority": order.priority,
         "worker": order.worker or None, "attempt": order.attempt,
         "error_summary": order.last_error.strip().splitlines()[-1] if order.last_error.strip() else None,
-        "created_at": order.created_at, "finished_at": order.finished_at,
+        "created_at": order.created_at, "finished_at": order.finished_at, "progress": progress_of(order),
     }
+
+
+def progress_of(order: Order) -> dict | None:
+    """What the order's latest run reported of its progress (orders/reporting.py); None
+    if it reported nothing (an earlier run's report is not this one's)."""
+    if order.progress_at is None or (order.started_at is not None and order.progress_at < order.started_at):
+        return None
+    return {"value": order.progress_value, "note": order.progress_note, "at": order.progress_at}
 
 
 def order_record(order: Order) -> dict:

@@ -72,6 +72,18 @@ class PizzaqTask(Task):
     max_attempts: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PizzaqTaskContext(TaskContext):
+    """Django's task context, for a task a pizzaq worker runs: it can report progress."""
+
+    order: Order
+
+    def progress(self, value: float, note: str = "") -> None:
+        """How far the task has got, a fraction from 0 to 1, and a few words: its order's
+        ``progress`` (written at most once per PIZZAQ progress_interval)."""
+        self.order.progress(value, note)
+
+
 def _check_attempts(value, error_class, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS_LIMIT:
         raise error_class(f"{name} must be a whole number between 1 and {MAX_ATTEMPTS_LIMIT}, got {value!r}.")
@@ -229,19 +241,19 @@ def _task_error(summary: str, full_text: str = "") -> TaskError:
 def run_task(order: Order):
     """Run the task an order names; its JSON return value becomes the order's result."""
     try:
-        return _run(result_from_order(order))
+        return _run(result_from_order(order), order)
     except BaseException as error:  # noqa: B036
         # Like Django's own backends, anything the task raises fails it (KeyboardInterrupt
         # and SystemExit too: in an order thread they can only come from the task).
         raise TaskRaised(error) from error
 
 
-def _run(task_result: TaskResult):
+def _run(task_result: TaskResult, order: Order):
     task = task_result.task
     sender = type(task.get_backend())
     task_started.send(sender, task_result=task_result)
     try:
-        context = [TaskContext(task_result=task_result)] if task.takes_context else []
+        context = [PizzaqTaskContext(task_result=task_result, order=order)] if task.takes_context else []
         # Task.call runs an async function to completion with async_to_sync.
         value = _json_value(task.call(*context, *task_result.args, **task_result.kwargs))
     except BaseException as error:

@@ -12,16 +12,25 @@ def _seconds(order, default: float) -> float:
     return float(order.payload.get("seconds", default))
 
 
+def _work(order, seconds: float, doing: str) -> bool:
+    """Take ``seconds``, reporting progress as it goes (the dashboard's bars); False if the
+    order was cancelled meanwhile."""
+    done_at = time.monotonic() + seconds
+    while (left := done_at - time.monotonic()) > 0:
+        if order.cancel_requested():
+            return False
+        order.progress(1 - left / seconds, f"{doing}, {left:.0f} s to go")
+        time.sleep(min(left, 0.1))
+    return True
+
+
 @handler("bake", timeout=60)
 def bake(order):
     """Bake a pizza: takes payload["seconds"] (3 by default). A bake over a minute is a
     stuck oven: its lease lapses and the order is baked again by another run (in the
     shop its bucket belongs to, if that shop has a free oven). A cancelled bake stops."""
-    done_at = time.monotonic() + _seconds(order, 3)
-    while (left := done_at - time.monotonic()) > 0:
-        if order.cancel_requested():
-            return {"stopped": "cancelled"}
-        time.sleep(min(left, 0.1))
+    if not _work(order, _seconds(order, 3), "in the oven"):
+        return {"stopped": "cancelled"}
     return {"baked": order.payload.get("pizza", "margherita")}
 
 
@@ -67,9 +76,11 @@ def publish(order):
 
 @handler("transcode")
 def transcode(order):
-    """Transcode one video to payload["resolution"]."""
-    time.sleep(_seconds(order, 2))
-    return {"video": order.payload.get("video"), "resolution": order.payload.get("resolution")}
+    """Transcode one video to payload["resolution"]; a cancelled transcode stops."""
+    resolution = order.payload.get("resolution")
+    if not _work(order, _seconds(order, 2), f"transcoding to {resolution}"):
+        return {"stopped": "cancelled"}
+    return {"video": order.payload.get("video"), "resolution": resolution}
 
 
 @handler("flaky")

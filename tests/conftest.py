@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +143,17 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+@pytest.fixture
+def progress_gate():
+    """The gate the ``report`` handler (tests/handlers.py) named "progress" waits at after
+    each step: ``release()`` lets it on one step."""
+    from tests.handlers import GATES
+
+    GATES["progress"] = threading.Semaphore(0)
+    yield GATES["progress"]
+    GATES.pop("progress").release(10)  # a handler still waiting goes on
 
 
 @pytest.fixture(autouse=True)

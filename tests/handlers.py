@@ -1,6 +1,7 @@
 """Handlers for failover tests: they leave evidence of every completion that committed."""
 
 import os
+import threading
 import time
 
 from django.db import OperationalError, connection
@@ -119,3 +120,19 @@ def step(order):
         raise RuntimeError("the first try of this step fails")
     time.sleep(float(order.payload.get("seconds", 0)))
     return {"step": order.payload.get("n")}
+
+
+# Gates the ``report`` handler waits at, by name: a test lets it on one step at a time.
+GATES: dict[str, threading.Semaphore] = {}
+
+
+@handler("report")
+def report(order):
+    """Report each of payload["steps"] ([value, note] pairs) as progress, and after each
+    wait for the test to let it on (a release of GATES[payload["gate"]])."""
+    gate = GATES[order.payload["gate"]]
+    for value, note in order.payload["steps"]:
+        order.progress(value, note)
+        if not gate.acquire(timeout=30):
+            raise RuntimeError("the test never let the handler on")
+    return {"steps": len(order.payload["steps"])}

@@ -69,6 +69,13 @@ def always_cold():
 
 
 @task(takes_context=True)
+def report_halfway(context):
+    """Report that it is half done, then finish."""
+    context.progress(0.5, "half baked")
+    return "baked"
+
+
+@task(takes_context=True)
 def bake_slowly(context, seconds):
     """Sleep, then say which attempt finished."""
     time.sleep(seconds)

@@ -27,7 +27,7 @@ from datetime import datetime
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from orders import limits, services
+from orders import limits, reporting, services
 from orders.claiming import Claim
 from orders.handlers import UnknownKind, get_handler
 from orders.models import Order
@@ -415,6 +415,7 @@ class Incarnation:
             self.last_beat = sent
             self._renew_leases()
             self._look_for_cancels()
+            self._flush_progress()
             self.beacon.mark()
         return alive
 
@@ -431,6 +432,14 @@ class Incarnation:
         running = {run.order.pk for run in list(self.running.values()) if not run.order.cancel_requested()}
         for order_id in services.cancelled_among(running) if running else ():
             self._cancelled(str(order_id))
+
+    def _flush_progress(self) -> None:
+        """Progress a handler reported too soon after its last write goes out now (once its
+        interval is over), so a handler that reports and then works on quietly still shows
+        where it stands; and so does an atomic handler, whose reports wait for this."""
+        for run in list(self.running.values()):
+            reporting.flush(run.order)
+
     def _fenced(self) -> None:
         self.fenced_off = True
         log.error("%s was declared dead and its orders were moved elsewhere; discarding the results of "

@@ -12,7 +12,7 @@ from orders import services
 from orders.api import api_error, rate_limited
 from orders.handlers import registered_kinds
 from orders.models import DEFAULT_QUEUE, Order, Status
-from orders.presenting import order_summary
+from orders.presenting import order_summary, progress_of
 from orders.specs import OrderRejected, check_client_kind
 from workers import actions
 
@@ -29,7 +29,7 @@ def index(request):
 def order_page(request, order_id):
     order = get_object_or_404(Order, pk=order_id)
     return render(request, "dashboard/order.html", {
-        "order": order, "payload": json.dumps(order.payload, indent=2),
+        "order": order, "progress": progress_of(order), "payload": json.dumps(order.payload, indent=2),
         "result": json.dumps(order.result, indent=2) if order.result is not None else "",
         "can_operate": actions.may_operate(request.user),
     })

@@ -148,10 +148,19 @@ function renderEvents(events) {
       el("span", { class: "kind" }, event.kind.replace("_", "-")), " ", event.message)));
 }
 
+// A running order's last reported progress: a bar, the percentage, its note on hover.
+function progressBar(order) {
+  if (order.status !== "running" || !order.progress) return "";
+  const { value, note } = order.progress;
+  const percent = `${Math.round(value * 100)}%`;
+  return el("span", { class: "progress", title: note },
+    el("progress", { max: "1", value: String(value), "aria-label": note ? `${percent}: ${note}` : percent }), ` ${percent}`);
+}
+
 function orderRow(order) {
   return el("tr", { "data-order": order.id },
     el("td", {}, orderLink(order)), el("td", {}, order.kind), el("td", {}, order.queue), el("td", { class: "order-status" }, statusBadge(order.status)),
-    el("td", {}, String(order.priority)), el("td", {}, order.worker || "–"), el("td", {}, String(order.attempt)),
+    el("td", { class: "order-progress" }, progressBar(order)), el("td", {}, String(order.priority)), el("td", {}, order.worker || "–"), el("td", {}, String(order.attempt)),
     el("td", {}, time(order.created_at)));
 }
 

@@ -1,5 +1,5 @@
 // The order page follows its order until it and the orders linked to it finish: status,
-// shop, attempts, and the orders it runs after and that run after it (a fan-in, live).
+// progress, shop, attempts, and the orders it runs after and that run after it (a fan-in, live).
 "use strict";
 
 const page = document.getElementById("order");
@@ -40,12 +40,23 @@ function renderLinks(order) {
   return [...after, ...followedBy].every((other) => FINISHED.includes(other.status));
 }
 
+// The bar shows while the order runs and its run has reported progress.
+function renderProgress(order) {
+  const shown = order.status === "running" && order.progress;
+  document.getElementById("order-progress").hidden = !shown;
+  if (!shown) return;
+  document.getElementById("order-progress-bar").value = order.progress.value;
+  document.getElementById("order-progress-percent").textContent = `${Math.round(order.progress.value * 100)}%`;
+  document.getElementById("order-progress-note").textContent = order.progress.note;
+}
+
 function render(order) {
   const status = document.getElementById("order-status");
   status.textContent = order.status;
   status.className = `status status-${order.status}`;
   document.getElementById("order-worker").textContent = order.worker || "–";
   document.getElementById("order-attempt").textContent = `${order.attempt} of ${order.max_attempts}`;
+  renderProgress(order);
   document.getElementById("order-finished").textContent = order.finished_at || "–";
   document.getElementById("order-result").textContent = order.result === null ? "–" : JSON.stringify(order.result, null, 2);
   document.getElementById("order-error").textContent = order.error || "–";

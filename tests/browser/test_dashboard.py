@@ -168,17 +168,22 @@ def test_pausing_a_queue_from_its_panel_holds_its_orders_until_resume(page):
     wait_for(lambda: Order.objects.filter(queue="emails", status=Status.DONE).count() == 2, message="the held order")
 
 
-def test_cancelling_a_running_order_from_its_page_ends_it_cancelled(page):
+def test_a_running_bake_shows_its_progress_live_and_cancelling_it_from_its_page_ends_it_cancelled(page):
     order = place_order("bake", {"seconds": 30})
-    wait_for(lambda: order_status(order)[0] == Status.RUNNING, message="the bake to start")
+    expect(page.locator(f'#orders tr[data-order="{order.pk}"] .order-progress progress')).to_be_visible()
     page.goto(f"{page.url.rstrip('/')}/orders/{order.pk}")
     expect(page.locator("#order-status")).to_have_text("running")
+    expect(page.locator("#order-progress-note")).to_contain_text("in the oven")
+    seen = page.locator("#order-progress-bar").evaluate("bar => bar.value")
+    page.wait_for_function("seen => document.getElementById('order-progress-bar').value > seen", arg=seen)
+    shoot(page, "order-progress")
 
     page.click("text=Cancel order")
 
     expect(page.locator("#order-cancel-note")).to_contain_text("cancelled while running")
     expect(page.locator("#order-status")).to_have_text("cancelled")
     expect(page.locator("#order-cancel")).to_be_hidden()
+    expect(page.locator("#order-progress")).to_be_hidden()
     shoot(page, "order-cancelled")
     assert Order.objects.get(pk=order.pk).status == Status.CANCELLED
 

@@ -12,6 +12,7 @@ from orders.services import place_order
 from pizzaq.asgi import application
 from pizzaq.dashboard import bridge
 from pizzaq.dashboard.consumers import DashboardConsumer
+from tests.workers.conftest import start_worker  # noqa: F401  (fixture)
 from workers.membership import register
 from workers.models import Worker
 
@@ -112,6 +113,30 @@ async def test_the_recent_orders_filter_applies_to_later_snapshots(staff):
 
     data = await next_snapshot_where(socket, lambda d: len(d["orders"]) == 1)
     assert data["orders"][0]["kind"] == "deliver"
+    await socket.disconnect()
+
+
+def progress_of(data, order):
+    """The order's status and progress (value and note) in a snapshot's recent orders."""
+    row = next((row for row in data["orders"] if row["id"] == str(order.id)), None)
+    return row and (row["status"], row["progress"] and (row["progress"]["value"], row["progress"]["note"]))
+
+
+async def test_progress_a_running_handler_reports_arrives_live(staff, start_worker, pizzaq_settings,  # noqa: F811
+                                                               progress_gate):
+    pizzaq_settings(progress_interval=0)
+    socket = communicator(staff)
+    await socket.connect()
+    await socket.receive_json_from(timeout=5)
+    start_worker()
+
+    order = await database_sync_to_async(place_order)(
+        "report", {"gate": "progress", "steps": [[0.25, "144p done"], [0.5, "720p done"]]})
+
+    await next_snapshot_where(socket, lambda d: progress_of(d, order) == ("running", (0.25, "144p done")), timeout=15)
+    progress_gate.release()
+    await next_snapshot_where(socket, lambda d: progress_of(d, order) == ("running", (0.5, "720p done")), timeout=15)
+    progress_gate.release()
     await socket.disconnect()
 
 

@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from orders.models import Order, Status
 from orders.services import fail, place_order
@@ -70,6 +71,23 @@ def test_the_order_page_shows_every_attempt(watcher):
     html = watcher.get(f"/orders/{order.pk}").content.decode()
 
     assert "RuntimeError: oven cold" in html and "<td>S0</td>" in html and "failed" in html
+
+
+def test_the_order_page_shows_a_running_orders_progress(watcher):
+    place_order("bake")
+    [running] = claim("S0", 1)
+    Order.objects.filter(pk=running.pk).update(progress_value=0.4, progress_note="720p done", progress_at=timezone.now())
+
+    html = watcher.get(f"/orders/{running.pk}").content.decode()
+
+    assert '<div id="order-progress">' in html and 'value="0.4"' in html
+    assert "40%" in html and "720p done" in html
+
+
+def test_the_order_page_hides_the_progress_of_an_order_that_reported_none(watcher):
+    order = place_order("bake")
+
+    assert '<div id="order-progress" hidden>' in watcher.get(f"/orders/{order.pk}").content.decode()
 
 
 @pytest.mark.parametrize("form, field, message", [
@@ -191,6 +209,6 @@ def test_the_api_the_dashboard_and_its_stream_show_an_order_in_one_shape(watcher
 
     assert record["error"].startswith("Traceback") and record["error_summary"] == "RuntimeError: burnt"
     summary = {key: record[key] for key in ("id", "kind", "status", "priority", "worker", "attempt",
-                                            "error_summary", "created_at", "finished_at")}
+                                            "error_summary", "created_at", "finished_at", "progress")}
     assert {key: dead_row[key] for key in summary} == summary == {key: recent_row[key] for key in summary}
     assert dead_row["url"] == f"/orders/{order.pk}" and record["url"] == f"/api/orders/{order.pk}"

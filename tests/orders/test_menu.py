@@ -1,4 +1,4 @@
-"""The demo menu's fan-out: an upload places its transcodes exactly once."""
+"""The demo menu: an upload places its transcodes exactly once; bakes and transcodes report progress."""
 
 import time
 
@@ -56,3 +56,19 @@ def test_the_publish_order_runs_once_all_three_transcodes_are_done_and_lists_the
     assert published.result == {"published": "cat.mp4", "resolutions": ["1080p", "144p", "720p"]}
     assert published.started_at >= max(order.finished_at for order in ran)
     assert claim("S0", 1) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind, payload, doing", [
+    ("bake", {"seconds": 0.3}, "in the oven"),
+    ("transcode", {"seconds": 0.3, "resolution": "720p"}, "transcoding to 720p"),
+])
+def test_bakes_and_transcodes_report_progress_as_they_go(pizzaq_settings, kind, payload, doing):
+    pizzaq_settings(progress_interval=0)
+    place_order(kind, payload)
+    [order] = claim("S0", 1)
+
+    get_handler(kind).func(order)
+
+    reported = Order.objects.get(pk=order.pk)
+    assert 0 < reported.progress_value < 1 and reported.progress_note.startswith(doing)

@@ -6,12 +6,14 @@ import json
 import jsonschema
 import pytest
 from django.urls import URLPattern, get_resolver, resolve
+from django.utils import timezone
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from orders.models import Order
 from orders.services import place_order
 from orders import conf
+from tests.claims import claim
 from tests.conftest import ROOT
 from tests.orders.test_api import api, post_json, user  # noqa: F401  (fixtures)
 
@@ -74,6 +76,21 @@ def test_answers_fit_their_documented_schemas(api):  # noqa: F811
     jsonschema.validate(page.json(), response_schema("/api/orders", "get", 200))
     jsonschema.validate(refused.json(), response_schema("/api/orders", "post", 400))
     jsonschema.validate(bulk.json(), response_schema("/api/orders/bulk", "post", 202))
+
+
+@pytest.mark.django_db
+def test_an_order_with_progress_fits_its_documented_schema(api):  # noqa: F811
+    order = place_order("bake")
+    [running] = claim("S0", 1)
+    Order.objects.filter(pk=running.pk).update(progress_value=0.5, progress_note="720p done", progress_at=timezone.now())
+
+    answer = api.get(f"/api/orders/{order.pk}").json()
+
+    assert answer["progress"]["value"] == 0.5
+    jsonschema.validate(answer, response_schema("/api/orders/{order_id}", "get", 200))
+    jsonschema.validate(api.get("/api/orders").json(), response_schema("/api/orders", "get", 200))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**answer, "progress": {"value": 2}}, response_schema("/api/orders/{order_id}", "get", 200))
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -19,6 +19,7 @@ from django.utils import timezone
 from orders.handlers import get_handler
 from orders.ids import uuid7
 from orders.models import Order
+from orders.presenting import order_summary
 from orders.services import cancel, complete, fail, place_order, requeue_lapsed, requeue_running_on
 from orders.tasks_backend import TASK_KIND, OrderFailed, PizzaqBackend
 from tests import tasks
@@ -259,6 +260,17 @@ def test_a_running_task_reports_its_worker_and_start(pizzaq):
 
     assert result.status == TaskResultStatus.RUNNING and result.worker_ids == ["T0"]
     assert result.started_at is not None and result.finished_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_reports_progress_through_its_context(pizzaq):
+    result = tasks.report_halfway.enqueue()
+
+    run_queued()
+
+    order = Order.objects.get(pk=result.id)
+    assert order_summary(order)["progress"] == {"value": 0.5, "note": "half baked", "at": order.progress_at}
+    assert order.result == "baked"
 
 
 def test_attempts_come_from_the_backend_options_unless_the_task_sets_them(task_settings, db):
