@@ -175,7 +175,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--children", type=int, default=1000, help="placing: children per group")
     parser.add_argument("--release-sizes", default="100,1000", help="release: children per group, comma-separated")
-    parser.add_argument("--groups", type=int, default=10, help="release: groups per run, one after the other")
+    parser.add_argument("--groups", type=int, default=5, help="release: groups per run, one after the other")
     parser.add_argument("--pizzaq-ref", default="", help="measure pizzaq as committed at this git ref")
     return parser.parse_args()
 
