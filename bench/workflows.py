@@ -4,10 +4,11 @@
 - placing: seconds per call placing 1,000 no-op children and a callback, and, as the
   baseline cost of the same rows, 1,001 plain jobs in one batch call (pizzaq's
   place_orders, Celery's group.apply_async());
-- release: one idle worker on its defaults (pizzaq's with a notifier, as deployed); a
-  group of N no-op children and a no-op callback is placed, and the next one once that
-  callback has run; the time from the last child's finish to the callback's handler
-  start, as the queue (or, for Celery, the tasks themselves) recorded them.
+- release: one idle worker on its defaults (pizzaq's with a notifier, as deployed); one
+  client process places a group of N no-op children and a no-op callback, and the next
+  one once that callback has run; the time from the last child's finish to the
+  callback's handler start, as the queue (or, for Celery, the tasks themselves) recorded
+  them.
 
 The check: every child ran once, the callback ran exactly once, after the last child
 finished, and (Celery) got every child's result. A run whose check fails gives no figure.
@@ -20,8 +21,6 @@ Writes bench/results/s9-workflows.json."""
 import argparse
 import statistics
 import time
-
-import psycopg
 
 from bench import harness
 from bench.harness import BenchError, Variant
@@ -43,7 +42,6 @@ class CeleryChords(Celery):
     name = "celery_chord"
     label = "celery chord (redis, acks late)"
     APP = "bench.drivers.celery_chord_driver"
-    FINISHED, CALLBACK = "bench:finished", "bench:callback"
 
 
 # --- placing ---------------------------------------------------------------------------
@@ -83,21 +81,14 @@ def checked(problems: list[str]) -> None:
 
 def pizzaq_release(pizzaq: Pizzaq, n: int, groups: int):
     def measure(db: str) -> dict:
-        with harness.running(pizzaq.start_worker(db, 0, tuned=False), pizzaq.notifier(db)), \
-                psycopg.connect(db, autocommit=True) as conn:
+        with harness.running(pizzaq.start_worker(db, 0, tuned=False), pizzaq.notifier(db)):
             pizzaq.wait_ready(db, 0)
-            for placed in range(1, groups + 1):
-                pizzaq.drive(db, "group", n=n)
-                # One connection for the whole run: a new one every poll would cost the
-                # server a process each time, on the cores the worker runs on.
-                harness.wait_for(lambda: conn.execute(CALLBACKS_DONE).fetchone()[0] >= placed, WAIT, 0.1,
-                                 f"callback {placed} of {groups}")
+            pizzaq.drive(db, "groups", n=n, calls=groups, timeout=groups * WAIT)
         return figures(pizzaq_releases(db, n, groups))
 
     return measure
 
 
-CALLBACKS_DONE = "SELECT count(*) FROM orders_order WHERE payload ? 'callback' AND status = 'done'"
 # Per callback, from pizzaq's own records: its children through the Dependency rows, the
 # last one's finish (its handler's return) and the callback's handler start. (Not its
 # claim: the claim's time is read before the claim statement, by up to a query's length,
@@ -126,32 +117,23 @@ def pizzaq_releases(db: str, n: int, groups: int) -> list[float]:
 
 def celery_release(chords: CeleryChords, n: int, groups: int):
     def measure(db: str) -> dict:
-        releases, r = [], chords.redis()
         with harness.running(chords.start_worker(db, 0, tuned=False)):
             chords.wait_ready(db, 0)
-            for placed in range(1, groups + 1):
-                chords.drive(db, "chord", n=n)
-                harness.wait_for(lambda: r.hexists(chords.CALLBACK, "began"), WAIT, 0.1, f"callback {placed} of {groups}")
-                releases.append(celery_release_ms(chords, n))
-        # Anything that ran after its chord was read and cleared ran twice.
-        checked(chords.ran_once_problems(db, 0))
-        return figures(releases)
+            chords.drive(db, "chords", n=n, calls=groups, timeout=groups * WAIT)
+        # Every task, children and callbacks, ran once; nothing is left queued or unacked.
+        checked(chords.ran_once_problems(db, groups * (n + 1)))
+        return figures([celery_release_ms(chords, k, n) for k in range(groups)])
 
     return measure
 
 
-def celery_release_ms(chords: CeleryChords, n: int) -> float:
-    """Read one chord's records, check them, and clear them for the next chord."""
+def celery_release_ms(chords: CeleryChords, k: int, n: int) -> float:
+    """Chord k's release, from what its tasks noted, checked."""
     r = chords.redis()
-    runs = {seq.decode(): int(count) for seq, count in r.hgetall(chords.RUNS).items()}
-    last_finish = max((float(t) for t in r.hvals(chords.FINISHED)), default=float("inf"))
-    began, results = (float(v) for v in r.hmget(chords.CALLBACK, "began", "results"))
-    r.delete(chords.RUNS, chords.FINISHED, chords.CALLBACK)
-    callback_runs = runs.pop("callback", 0)
-    problems = [] if callback_runs == 1 else [f"the callback ran {callback_runs} times"]
-    problems += [] if len(runs) == n and set(runs.values()) == {1} else [f"{len(runs)} children ran, not {n} once each"]
-    problems += [] if results == n else [f"the callback got {results:.0f} results, not {n}"]
-    problems += [] if began > last_finish else ["the callback began before its last child finished"]
+    last_finish = max((float(t) for t in r.hvals(f"bench:finished:{k}")), default=float("inf"))
+    began, results = (float(v or "nan") for v in r.hmget(f"bench:callback:{k}", "began", "results"))
+    problems = [] if results == n else [f"chord {k}'s callback got {results:.0f} results, not {n}"]
+    problems += [] if began > last_finish else [f"chord {k}'s callback began before its last child finished"]
     checked(problems)
     return (began - last_finish) * 1000
 

@@ -1,6 +1,6 @@
 """pizzaq's client side, run with the project's own .venv and DATABASE_URL set.
 
-    python -m bench.drivers pizzaq enqueue|enqueue-http|bulk|fill|paced|long|claims|prune|group|batches --n N
+    python -m bench.drivers pizzaq enqueue|enqueue-http|bulk|fill|paced|long|claims|prune|group|groups|batches --n N
 """
 
 import http.client
@@ -107,12 +107,31 @@ def noops(n: int) -> list[OrderSpec]:
     return [OrderSpec("noop", {"seq": seq}) for seq in range(n)]
 
 
+# S9's groups: n no-op children and a no-op callback that waits for all of them, and says
+# so in its payload.
+CALLBACK = OrderSpec("noop", {"callback": True})
+
+
 def group(args) -> None:
-    """Place ``calls`` groups, one after the other: n no-op children and a no-op callback
-    that waits for all of them (S9). The callback says so in its payload."""
-    callback = OrderSpec("noop", {"callback": True})
-    emit(seconds=timed_calls(lambda: noops(args.n), lambda children: place_group(children, then=callback),
+    """Place ``calls`` groups, one after the other, each call timed."""
+    emit(seconds=timed_calls(lambda: noops(args.n), lambda children: place_group(children, then=CALLBACK),
                              args.calls))
+
+
+def groups_one_by_one(args) -> None:
+    """Place ``calls`` groups, each once the one before has run its callback, idle in
+    between (a look every 0.1 s), so that this process's start and exit fall outside
+    the runs measured."""
+    from orders.models import Order, Status
+
+    for _ in range(args.calls):
+        callback = place_group(noops(args.n), then=CALLBACK).callback
+        deadline = time.monotonic() + 60
+        while not Order.objects.filter(pk=callback.pk, status=Status.DONE).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"callback {callback.pk} did not run within 60 s")
+            time.sleep(0.1)
+    emit(groups=args.calls)
 
 
 def batches(args) -> None:
@@ -122,4 +141,4 @@ def batches(args) -> None:
 
 COMMANDS = {"enqueue": enqueue, "enqueue-http": enqueue_http, "bulk": bulk, "fill": fill,
             "paced": paced_orders, "long": long_order, "claims": claims, "prune": prune,
-            "group": group, "batches": batches}
+            "group": group, "groups": groups_one_by_one, "batches": batches}
