@@ -335,6 +335,8 @@ class Celery(Queue):
     recovery_setting = "redelivery after the broker's visibility_timeout (set to 10 s, swept every 1 s; default 1 h)"
     QUEUE = "pizzaq_bench"
     RUNS, LATENCY, FIRST, LAST = "bench:runs", "bench:latency", "bench:first", "bench:last"
+    # The module the workers import the app and its tasks from.
+    APP = "bench.drivers.celery_driver"
 
     def install(self, db):
         """Nothing to install: Redis needs no schema (the database stays empty)."""
@@ -347,7 +349,7 @@ class Celery(Queue):
         self.redis().flushdb()
 
     def worker_command(self, index, tuned, recovery):
-        cmd = [PEERS_BIN / "celery", "-A", "bench.drivers.celery_driver", "worker", "-l", "WARNING",
+        cmd = [PEERS_BIN / "celery", "-A", self.APP, "worker", "-l", "WARNING",
                "-n", f"w{index}@%h"]
         return cmd + (["--pool", "solo", "--prefetch-multiplier", "64"] if tuned else [])
 

@@ -20,6 +20,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--token", default="", help="HTTP API bearer token")
     p.add_argument("--batch-size", type=int, default=10, help="pgqueuer worker: jobs per dequeue (its default)")
     p.add_argument("--heartbeat-timeout", type=float, default=30, help="pgqueuer worker: re-pick after (its default)")
+    p.add_argument("--calls", type=int, default=1, help="Repeated placing: how many calls, each timed")
     return p
 
 
@@ -27,6 +28,13 @@ def timed(func, *args) -> float:
     started = time.perf_counter()
     func(*args)
     return time.perf_counter() - started
+
+
+def timed_calls(build, place, calls: int) -> list[float]:
+    """Seconds of each of ``calls`` calls of ``place(build())``. What to place is built
+    afresh for each call (a signature placed twice would reuse its ids), before its timer
+    starts, as the single-call figures leave it out too."""
+    return [timed(place, build()) for _ in range(calls)]
 
 
 def paced(place, every_ms: float, seconds: float) -> int:

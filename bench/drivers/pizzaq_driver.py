@@ -1,6 +1,6 @@
 """pizzaq's client side, run with the project's own .venv and DATABASE_URL set.
 
-    python -m bench.drivers pizzaq enqueue|enqueue-http|bulk|fill|paced|long|claims|prune --n N
+    python -m bench.drivers pizzaq enqueue|enqueue-http|bulk|fill|paced|long|claims|prune|group|groups|batches --n N
 """
 
 import http.client
@@ -14,9 +14,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from orders.services import OrderSpec, place_order, place_orders  # noqa: E402
+from orders.services import OrderSpec, place_group, place_order, place_orders  # noqa: E402
 
-from bench.drivers.common import emit, paced, timed  # noqa: E402
+from bench.drivers.common import emit, paced, timed, timed_calls  # noqa: E402
 
 # A backlog is placed in slices of this many, so no one transaction holds a million rows.
 BACKLOG_SLICE = 50_000
@@ -48,8 +48,7 @@ def enqueue_http(args) -> None:
 
 
 def bulk(args) -> None:
-    specs = [OrderSpec("noop", {"seq": seq}) for seq in range(args.n)]
-    emit(seconds=timed(place_orders, specs))
+    emit(seconds=timed(place_orders, noops(args.n)))
 
 
 def fill(args) -> None:
@@ -104,5 +103,42 @@ def prune(args) -> None:
     emit(pruned=pruned, index_bytes_before=before, index_bytes_after=after)
 
 
+def noops(n: int) -> list[OrderSpec]:
+    return [OrderSpec("noop", {"seq": seq}) for seq in range(n)]
+
+
+# S9's groups: n no-op children and a no-op callback that waits for all of them, and says
+# so in its payload.
+CALLBACK = OrderSpec("noop", {"callback": True})
+
+
+def group(args) -> None:
+    """Place ``calls`` groups, one after the other, each call timed."""
+    emit(seconds=timed_calls(lambda: noops(args.n), lambda children: place_group(children, then=CALLBACK),
+                             args.calls))
+
+
+def groups_one_by_one(args) -> None:
+    """Place ``calls`` groups, each once the one before has run its callback, idle in
+    between (a look every 0.1 s), so that this process's start and exit fall outside
+    the runs measured."""
+    from orders.models import Order, Status
+
+    for _ in range(args.calls):
+        callback = place_group(noops(args.n), then=CALLBACK).callback
+        deadline = time.monotonic() + 60
+        while not Order.objects.filter(pk=callback.pk, status=Status.DONE).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"callback {callback.pk} did not run within 60 s")
+            time.sleep(0.1)
+    emit(groups=args.calls)
+
+
+def batches(args) -> None:
+    """Place ``calls`` batches of n no-op orders (S9's baseline: the same rows, no waiting)."""
+    emit(seconds=timed_calls(lambda: noops(args.n), place_orders, args.calls))
+
+
 COMMANDS = {"enqueue": enqueue, "enqueue-http": enqueue_http, "bulk": bulk, "fill": fill,
-            "paced": paced_orders, "long": long_order, "claims": claims, "prune": prune}
+            "paced": paced_orders, "long": long_order, "claims": claims, "prune": prune,
+            "group": group, "groups": groups_one_by_one, "batches": batches}
