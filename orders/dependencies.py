@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from django.db import connection
+
+from orders import copying
 from orders.models import FINISHED, AfterPolicy, Dependency, Order, Status
 from orders.specs import OrderRejected, OrderSpec, after_policy, row_with
 
@@ -83,8 +86,8 @@ def _one(item, index: int, index_of: dict) -> int | UUID:
 def apply(rows: list[tuple], ids: list[UUID], waits: Waits, now: datetime) -> list[Dependency]:
     """Inside the placing transaction: lock the awaited orders placed before, mark every
     awaited order, and give each waiting order its status. The rows (whose ids are
-    ``ids``) change in place; the Dependency rows to write once the orders are written
-    are returned."""
+    ``ids``) change in place; the edges to write once the orders are written, as
+    (waiting, on, policy), are returned."""
     earlier = {dep for deps in waits.on.values() for dep, _ in deps if not isinstance(dep, int)}
     status_of = _lock_earlier(earlier)
     for index in waits.awaited_in_call():
@@ -98,8 +101,7 @@ def apply(rows: list[tuple], ids: list[UUID], waits: Waits, now: datetime) -> li
                 unfinished += 1
             elif status != Status.DONE and policy == AfterPolicy.CANCEL and failed is None:
                 failed = (dep, status)
-            edges.append(Dependency(waiting_id=ids[index], on_id=ids[dep] if isinstance(dep, int) else dep,
-                                    policy=policy))
+            edges.append((ids[index], ids[dep] if isinstance(dep, int) else dep, policy))
         rows[index] = row_with(rows[index], **_placed_state(unfinished, failed, now))
     return edges
 
@@ -125,9 +127,16 @@ def _lock_earlier(ids: set) -> dict:
     return found
 
 
-def record(edges: list[Dependency], placed_ids: set) -> None:
-    """Write the Dependency rows of the orders that were placed (not given back as duplicates)."""
-    Dependency.objects.bulk_create([edge for edge in edges if edge.waiting_id in placed_ids], batch_size=2000)
+def record(edges: list[tuple], placed_ids: set) -> None:
+    """Write the Dependency rows of the orders that were placed (not given back as
+    duplicates): by binary COPY on PostgreSQL, where a group's thousand edges cost as much
+    as its thousand orders when built as models."""
+    placed = [edge for edge in edges if edge[0] in placed_ids]
+    if connection.vendor == "postgresql":
+        copying.copy_in(Dependency, ("waiting", "on", "policy"), placed)
+    else:
+        Dependency.objects.bulk_create([Dependency(waiting_id=waiting, on_id=on, policy=policy)
+                                        for waiting, on, policy in placed], batch_size=2000)
 
 
 # --- what the order page shows ---------------------------------------------------------

@@ -1,8 +1,7 @@
 """Placing orders: checked specs become rows in as few round trips as PostgreSQL allows.
 
-One order is one prepared statement (INSERT and NOTIFY together); many go through binary COPY,
-sent by a second thread (psycopg's queued writer) while this one goes on, so PostgreSQL
-and Python work side by side. SQLite takes Django's bulk_create.
+One order is one prepared statement (INSERT and NOTIFY together); many go through binary COPY
+(orders/copying.py), so PostgreSQL and Python work side by side. SQLite takes Django's bulk_create.
 """
 
 import copy
@@ -14,9 +13,8 @@ from typing import Iterable
 from django.db import connection, transaction
 from django.db.models import JSONField
 from django.utils import timezone
-from psycopg.copy import QueuedLibpqWriter
 
-from orders import dependencies, sequences, uniqueness
+from orders import copying, dependencies, sequences, uniqueness
 from orders.models import Order
 from orders.notify import ORDERS_CHANNEL, notify_now
 from orders.prepared import prepared_cursor
@@ -184,30 +182,7 @@ def _insert_sql(count: int) -> str:
             f" VALUES {', '.join([row] * count)} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1")
 
 
-# --- COPY ------------------------------------------------------------------------------
-
-# PostgreSQL's type for each kind of field Order has: binary COPY needs them exactly.
-_COPY_TYPES = {
-    "UUIDField": "uuid", "CharField": "text", "TextField": "text", "JSONField": "jsonb",
-    "SmallIntegerField": "int2", "IntegerField": "int4", "DateTimeField": "timestamptz",
-    "BooleanField": "bool", "FloatField": "float8",
-}
-
-
-@lru_cache(maxsize=1)
-def _copy_statement() -> tuple[str, list[str]]:
-    types = [_COPY_TYPES[field.get_internal_type()] for field in Order._meta.concrete_fields]
-    return f"COPY {Order._meta.db_table} ({_column_names()}) FROM STDIN (FORMAT BINARY)", types
-
-
 def _copy_in(rows: list[tuple]) -> list[Order]:
-    """Stream rows in with binary COPY: no SQL to build or parse per row, no text to
-    format. The Orders to return are built while the writer thread sends the rows."""
-    statement, types = _copy_statement()
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        with raw.copy(statement, writer=QueuedLibpqWriter(raw)) as copy:
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
-            return [Order.from_db(connection.alias, None, row) for row in rows]
+    """Stream rows in with binary COPY; the Orders to return are built while they are sent."""
+    fields = tuple(field.name for field in Order._meta.concrete_fields)
+    return copying.copy_in(Order, fields, rows, lambda: [Order.from_db(connection.alias, None, row) for row in rows])
