@@ -119,7 +119,10 @@ class Incarnation:
         self.wake = threading.Event()
         # Every order held, by token, from its claim until its outcome is recorded; and
         # those of them whose handler has returned and whose result waits for the recorder.
-        # Claims count only the others, so a claim goes out while a batch is written.
+        # Claims count only the others, so a claim goes out while a batch is written; but
+        # never more than twice the capacity is held in all, so results the database is
+        # slow to take hold claims back instead of piling up (each held order's lease is
+        # renewed, which would slow the recording further).
         self.running: dict = {}
         self.recording: dict = {}
         # Claimed orders waiting for a thread. (A plain queue and long-lived threads: a
@@ -210,11 +213,10 @@ class Incarnation:
         failures = 0
         while not self.stopping.is_set():
             self.wake.clear()
-            held = self._unfinished()
-            if held > self.refill_at:
+            free = self._room()
+            if free < 1:
                 self.wake.wait(poll)
                 continue
-            free = self.capacity - held
             try:
                 if failures:
                     self._release_lost_claims()  # before claiming: every order held is in running
@@ -265,12 +267,20 @@ class Incarnation:
         self.running.pop(run.token, None)
         self.recording.pop(run.token, None)
         self.beacon.mark()
-        if self._unfinished() <= self.refill_at:
+        if self._room() > 0:
             self.wake.set()
 
     def _unfinished(self) -> int:
         """Orders held whose handler has not returned yet."""
         return len(self.running) - len(self.recording)
+
+    def _room(self) -> int:
+        """How many orders the next claim may take: none until the orders still to run are
+        down to half the capacity, and never more than twice the capacity held in all."""
+        unfinished = self._unfinished()
+        if unfinished > self.refill_at:
+            return 0
+        return min(self.capacity - unfinished, 2 * self.capacity - len(self.running))
 
     def _log_outcome(self, run: Run, outcome) -> None:
         level = logging.INFO if outcome else logging.WARNING
@@ -363,7 +373,7 @@ class Incarnation:
         result = _call(handler, run.order)
         run.elapsed = time.monotonic() - run.started
         self.recording[run.token] = run
-        if self._unfinished() <= self.refill_at:
+        if self._room() > 0:
             self.wake.set()  # the claim loop may claim again while this is written
         self.recorder.record(run, result)
         return None
