@@ -14,7 +14,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from orders.services import OrderSpec, place_group, place_order, place_orders  # noqa: E402
+from orders import services  # noqa: E402 - place_group looked up when used: older pizzaq (--pizzaq-ref) has none
+from orders.services import OrderSpec, place_order, place_orders  # noqa: E402
 
 from bench.drivers.common import emit, paced, timed, timed_calls  # noqa: E402
 
@@ -114,7 +115,7 @@ CALLBACK = OrderSpec("noop", {"callback": True})
 
 def group(args) -> None:
     """Place ``calls`` groups, one after the other, each call timed."""
-    emit(seconds=timed_calls(lambda: noops(args.n), lambda children: place_group(children, then=CALLBACK),
+    emit(seconds=timed_calls(lambda: noops(args.n), lambda children: services.place_group(children, then=CALLBACK),
                              args.calls))
 
 
@@ -125,7 +126,7 @@ def groups_one_by_one(args) -> None:
     from orders.models import Order, Status
 
     for _ in range(args.calls):
-        callback = place_group(noops(args.n), then=CALLBACK).callback
+        callback = services.place_group(noops(args.n), then=CALLBACK).callback
         deadline = time.monotonic() + 60
         while not Order.objects.filter(pk=callback.pk, status=Status.DONE).exists():
             if time.monotonic() > deadline:
