@@ -51,6 +51,14 @@ LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.25, 5.0
 # How far down the claim order a worker looks for limited orders.
 LIMITED_WINDOW = 1000
 _PLAIN_WORD = re.compile("[a-z_]+")
+# What a claim does not read back: a claimed order has no result and no progress yet, and
+# the rest is of no use to a run. Left deferred (as ``only()`` leaves fields), each is
+# read from the database if a handler asks for it: a claimed order is built at the cost
+# of the fields it carries, a good part of a worker's time per order.
+NOT_READ_BACK = frozenset({"result", "progress_value", "progress_note", "progress_at", "waiting_for",
+                           "has_dependents", "unique_key", "concurrency_key"})
+READ_BACK = tuple(field for field in Order._meta.concrete_fields if field.name not in NOT_READ_BACK)
+READ_BACK_NAMES = frozenset(field.attname for field in READ_BACK)
 
 
 def claimable(worker: str, mine, alive, queues, now, *, queued=Status.QUEUED):
@@ -188,9 +196,8 @@ class _Statement:
         picked = (claimable(worker, mine, alive, queues, _NOW, queued=Written(Status.QUEUED))
                   .exclude(limits.covered()).values("id"))
         picked_sql, picked_params = picked.query.sql_with_params()
-        fields = Order._meta.concrete_fields
         table = Order._meta.db_table
-        returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in fields)
+        returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in READ_BACK)
         assignments, set_params = _set_clause(claimed(worker, _NOW, _LEASE))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
@@ -249,16 +256,15 @@ class _Statement:
 
 
 def _orders(rows) -> list[Order]:
-    """Claimed rows as Orders, through ``Model.from_db`` as any query's rows. JSON columns
-    arrive as text and are decoded as the ORM decodes them."""
-    fields = Order._meta.concrete_fields
-    converters = [(i, field.from_db_value) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
+    """Claimed rows (the READ_BACK fields) as Orders, through ``Model.from_db`` as any
+    query's rows. JSON columns arrive as text and are decoded as the ORM decodes them."""
+    converters = [(i, field.from_db_value) for i, field in enumerate(READ_BACK) if hasattr(field, "from_db_value")]
     orders = []
     for row in rows:
         values = list(row)
         for i, convert in converters:
             values[i] = convert(values[i], None, connection)
-        orders.append(Order.from_db(connection.alias, None, values))
+        orders.append(Order.from_db(connection.alias, READ_BACK_NAMES, values))
     return orders
 
 

@@ -184,3 +184,17 @@ def test_the_claim_of_a_worker_named_with_percent_signs_and_braces_can_be_explai
 
     assert "order_claim_idx" in plan and "rows=1 loops=1" in plan, plan
     assert Order.objects.filter(status=Status.QUEUED).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_claimed_order_carries_what_a_run_reads_and_fetches_the_rest_only_when_asked(django_assert_num_queries):
+    place_order("noop", {"n": 1}, concurrency_key="customer-7")
+    [order] = claim("S0", 1)
+
+    with django_assert_num_queries(0):
+        seen = (order.kind, order.payload, order.worker, order.attempt, order.history, order.last_error,
+                order.started_at, order.finished_at, order.lease_expires_at, order.max_attempts)
+    assert seen[:4] == ("noop", {"n": 1}, "S0", 1)
+    with django_assert_num_queries(1):
+        assert order.concurrency_key == "customer-7"
