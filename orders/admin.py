@@ -108,7 +108,11 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description="when")
     def cadence_display(self, schedule):
-        return schedule.cadence().describe()
+        return schedule.describe()
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is the key: renaming would make a second schedule, not rename this one.
+        return self.readonly_fields if obj is None else ["name", *self.readonly_fields]
 
     def save_model(self, request, obj, form, change):
         schedules.save_definition(obj)

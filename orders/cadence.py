@@ -5,6 +5,7 @@ wall-clock times in the schedule's zone, interval slots are multiples of the int
 since the Unix epoch), so "this slot" names one moment whichever notifier places it.
 Cron expressions are parsed and stepped by cronsim, which also knows daylight saving."""
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -20,6 +21,11 @@ ALIASES = {
 }
 # Shorter intervals would make the notifier's tick, not the schedule, decide the slots.
 MIN_EVERY = 1.0
+MAX_EVERY = 10 * 365 * 24 * 3600.0  # ten years
+# cronsim steps on wall-clock time; in the hour that repeats when daylight saving ends it
+# may give a slot on the wrong side of the moment asked about. Stepping back starts this
+# much later, and every answer is checked against the moment.
+REPEATED_HOUR = timedelta(hours=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -38,8 +44,8 @@ class Cadence:
         if bool(self.cron) == (self.every is not None):
             raise CadenceError("give either a cron expression or an interval (every), not both")
         if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, (int, float))
-                                       or self.every < MIN_EVERY):
-            raise CadenceError(f"every must be a number of seconds, at least {MIN_EVERY:g}")
+                                       or not math.isfinite(self.every) or not MIN_EVERY <= self.every <= MAX_EVERY):
+            raise CadenceError(f"every must be a number of seconds, at least {MIN_EVERY:g} and at most ten years")
         self.zone  # noqa: B018 - an unknown zone is refused here, not at the first slot
         if self.cron:
             self._cron(EPOCH)  # a wrong expression is refused here, not at the first slot
@@ -61,7 +67,7 @@ class Cadence:
     def after(self, moment: datetime) -> Iterator[datetime]:
         """The slots strictly after ``moment``, earliest first (in UTC)."""
         if self.cron:
-            return (slot.astimezone(UTC) for slot in self._cron(moment))
+            return (utc for slot in self._cron(moment) if (utc := slot.astimezone(UTC)) > moment)
         step = timedelta(seconds=self.every)
         first = (moment - EPOCH) // step + 1
         return (EPOCH + n * step for n in count(first))
@@ -69,9 +75,10 @@ class Cadence:
     def at_or_before(self, moment: datetime) -> Iterator[datetime]:
         """The slots at or before ``moment``, latest first (in UTC)."""
         if self.cron:
-            # cronsim steps back from the whole second below its start: one microsecond
-            # later makes a slot exactly at ``moment`` the first it gives.
-            return (slot.astimezone(UTC) for slot in self._cron(moment + ONE_MICROSECOND, reverse=True))
+            # cronsim steps back from the whole second below its start: starting a little
+            # later makes a slot exactly at ``moment`` one it gives.
+            later = self._cron(moment + REPEATED_HOUR + ONE_MICROSECOND, reverse=True)
+            return (utc for slot in later if (utc := slot.astimezone(UTC)) <= moment)
         step = timedelta(seconds=self.every)
         last = (moment - EPOCH) // step
         return (EPOCH + n * step for n in count(last, -1))

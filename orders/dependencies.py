@@ -83,7 +83,7 @@ def _one(item, index: int, index_of: dict) -> int | UUID:
         raise OrderRejected(f"after: {str(item)[:80]!r} is not an order id", field="after") from None
 
 
-def apply(rows: list[tuple], ids: list[UUID], waits: Waits, now: datetime) -> list[Dependency]:
+def apply(rows: list[tuple], ids: list[UUID], waits: Waits, now: datetime) -> list[tuple]:
     """Inside the placing transaction: lock the awaited orders placed before, mark every
     awaited order, and give each waiting order its status. The rows (whose ids are
     ``ids``) change in place; the edges to write once the orders are written, as

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from orders.cadence import Cadence
+from orders.cadence import Cadence, CadenceError
 from orders.ids import uuid7
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
@@ -340,6 +340,13 @@ class Schedule(models.Model):
 
     def cadence(self) -> Cadence:
         return Cadence(self.cron, self.every, self.time_zone)
+
+    def describe(self) -> str:
+        """The cadence in words, or why it cannot fire (a row edited past the checks)."""
+        try:
+            return self.cadence().describe()
+        except CadenceError as error:
+            return f"cannot fire: {error}"
 
 
 class ScheduleSlot(models.Model):

@@ -39,7 +39,7 @@ def order_record(order: Order) -> dict:
 def schedule_summary(schedule: Schedule) -> dict:
     """A schedule: what it places, when, and when it last did."""
     return {
-        "name": schedule.name, "when": schedule.cadence().describe(), "cron": schedule.cron or None,
+        "name": schedule.name, "when": schedule.describe(), "cron": schedule.cron or None,
         "every": schedule.every, "time_zone": schedule.time_zone, "kind": schedule.kind, "queue": schedule.queue,
         "priority": schedule.priority, "catch_up": schedule.catch_up, "enabled": schedule.enabled,
         "next_slot_at": schedule.next_slot_at if schedule.enabled else None, "last_slot_at": schedule.last_slot_at,

@@ -5,12 +5,13 @@ A report is written under the run's fencing token, so a run that lost its order 
 dead, its lease lapsed, cancelled) changes nothing. However often a handler reports, an
 order's progress is written at most once per ``progress_interval``: a report made sooner
 is held, and the latest held report goes out with the next report after the interval, or
-with the worker's next heartbeat (``flush``), whichever comes first. One still held when
-the run ends is dropped: the run's outcome says more.
+with the worker's next heartbeat (``flush``, until the run's result is recorded),
+whichever comes first.
 
 Progress is advisory: a write the database does not take (it is away) is logged and
 dropped, never raised into the handler."""
 
+import asyncio
 import logging
 import math
 import numbers
@@ -47,8 +48,10 @@ def checked_report(value, note: str) -> Report:
         raise ValueError(f"progress must be a number from 0 to 1 (a fraction done), not {value!r}")
     if not isinstance(note, str):
         raise TypeError(f"a progress note must be a string, not {type(note).__name__}")
-    # PostgreSQL's text cannot hold NUL; the note is a few words, so it is cut to fit.
-    return Report(float(value), note.replace("\x00", "")[:NOTE_LENGTH], timezone.now())
+    # PostgreSQL's text cannot hold NUL, nor an unpaired surrogate (a file name read with
+    # surrogateescape); the note is a few words, so it is cut to fit.
+    note = note.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return Report(float(value), note[:NOTE_LENGTH], timezone.now())
 
 
 class Reporter:
@@ -72,8 +75,10 @@ class Reporter:
         self.latest = checked_report(value, note)
         # Inside a transaction (an atomic handler) the write would show only once it
         # commits, and would lock the order's row against the worker's lease renewals
-        # meanwhile: the report stays held for the heartbeat, on a connection of its own.
-        if not connection.in_atomic_block:
+        # meanwhile; inside an event loop (an async Django task) Django allows no
+        # synchronous query: either way the report stays held for the heartbeat, which
+        # writes it on a connection of its own.
+        if not connection.in_atomic_block and not _in_event_loop():
             self.flush()
 
     def flush(self) -> None:
@@ -106,6 +111,14 @@ class Reporter:
             close_old_connections()  # a broken connection is opened afresh for the next report
             return True
         return bool(written)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def report(order: Order, value, note: str = "") -> None:

@@ -29,8 +29,8 @@ from orders.services import Outcome
 
 log = logging.getLogger("pizzaq.schedules")
 
-# A cap on the slots one schedule places at once: a bound, should a clock jump make a
-# fast schedule look far behind.
+# A cap on the slots one schedule places at once (the latest are kept), and on catch_up:
+# a bound, should a clock jump make a fast schedule look far behind.
 MAX_SLOTS_AT_ONCE = 100
 # What PIZZAQ_SCHEDULES may say of a schedule.
 DEFINITION_FIELDS = ("cron", "every", "time_zone", "kind", "payload", "queue", "priority", "ttl", "catch_up")
@@ -41,9 +41,10 @@ def due_slots(cadence: Cadence, settled_through: datetime, now: datetime, presen
     """The slots to place at ``now``, earliest first: every one after ``settled_through``
     that fell while a notifier was present, and the latest ``catch_up`` of those before."""
     owed_from = max(settled_through, present_since - ONE_MICROSECOND)
-    owed = takewhile(lambda at: at <= now, cadence.after(owed_from))
+    # Counted back from now, so a cap keeps the latest.
+    owed = islice(takewhile(lambda at: at > owed_from, cadence.at_or_before(now)), MAX_SLOTS_AT_ONCE)
     missed = takewhile(lambda at: at > settled_through, cadence.at_or_before(present_since - ONE_MICROSECOND))
-    return sorted(islice(missed, catch_up)) + list(islice(owed, MAX_SLOTS_AT_ONCE))
+    return sorted(islice(missed, catch_up)) + sorted(owed)
 
 
 def fire_due(now: datetime, present_since: datetime) -> list[ScheduleSlot]:
@@ -131,14 +132,32 @@ def set_enabled(name: str, enabled: bool) -> Outcome:
         schedule.enabled = enabled
         if enabled:
             schedule.settled_through = timezone.now()
-        save_definition(schedule)
+        schedule.next_slot_at = _next_slot(schedule)
+        schedule.save(update_fields=["enabled", "settled_through", "next_slot_at"])
     return Outcome(True, f"schedule {name} {'enabled' if enabled else 'disabled'}")
 
 
 def save_definition(schedule: Schedule) -> None:
-    """Save a new or changed schedule; its next slot follows from what is settled."""
-    schedule.next_slot_at = next(schedule.cadence().after(schedule.settled_through))
-    schedule.save()
+    """Save a new schedule, or what defines an existing one (not its state: whether it is
+    enabled, what it placed). A changed cadence owes nothing from before the change: its
+    slots start now, or a daily schedule made hourly would place a day's slots at once."""
+    with transaction.atomic():
+        # The row lock: the notifier settling this schedule meanwhile keeps what it wrote.
+        stored = Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
+        if stored is None:
+            schedule.next_slot_at = _next_slot(schedule)
+            schedule.save(force_insert=True)
+            return
+        if stored.cadence() != schedule.cadence():
+            stored.settled_through = max(stored.settled_through, timezone.now())
+        for field in (*DEFINITION_FIELDS, "from_settings"):
+            setattr(stored, field, getattr(schedule, field))
+        stored.next_slot_at = _next_slot(stored)
+        stored.save()
+
+
+def _next_slot(schedule: Schedule) -> datetime:
+    return next(schedule.cadence().after(schedule.settled_through))
 
 
 def check(schedule: Schedule, *, trusted: bool = False) -> None:
@@ -147,8 +166,9 @@ def check(schedule: Schedule, *, trusted: bool = False) -> None:
     schedule.cadence()
     if not trusted:
         check_client_kind(schedule.kind)
-    if not isinstance(schedule.catch_up, int) or isinstance(schedule.catch_up, bool) or schedule.catch_up < 0:
-        raise OrderRejected("catch_up must be a whole number, 0 or more", field="catch_up")
+    if (not isinstance(schedule.catch_up, int) or isinstance(schedule.catch_up, bool)
+            or not 0 <= schedule.catch_up <= MAX_SLOTS_AT_ONCE):
+        raise OrderRejected(f"catch_up must be a whole number from 0 to {MAX_SLOTS_AT_ONCE}", field="catch_up")
     OrderBuilder(timezone.now()).row(OrderSpec(**order_options(schedule)))
 
 
@@ -158,11 +178,8 @@ def sync_from_settings() -> None:
     wanted = configured()
     with transaction.atomic():
         for name, fields in wanted.items():
-            schedule = Schedule.objects.select_for_update().filter(pk=name).first() or Schedule(name=name)
-            for field in DEFINITION_FIELDS:
-                setattr(schedule, field, fields.get(field, Schedule._meta.get_field(field).get_default()))
-            schedule.from_settings = True
-            save_definition(schedule)
+            defaults = {field: Schedule._meta.get_field(field).get_default() for field in DEFINITION_FIELDS}
+            save_definition(Schedule(name=name, from_settings=True, **{**defaults, **fields}))
         Schedule.objects.filter(from_settings=True).exclude(pk__in=list(wanted)).delete()
 
 

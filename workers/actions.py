@@ -49,7 +49,8 @@ def may_operate(user) -> bool:
 
 
 def perform(user, action: str, target: str) -> ActionResult:
-    """Do ``action`` to ``target`` (a worker name or an order id) as ``user``."""
+    """Do ``action`` to ``target`` (a worker's, a queue's or a schedule's name, or an
+    order id) as ``user``."""
     if not may_operate(user):
         return ActionResult(403, "you may watch the queue but not act on it")
     actor = user.get_username()

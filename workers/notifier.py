@@ -58,20 +58,22 @@ class Notifier:
         self.contact_gap = max(2 * self.tick_seconds, min(self.worker_timeout / 2, heard_again_within))
         self.stopping = threading.Event()
         self.leading = False
-        self.last_prune = self.last_sample = 0.0
+        self.last_prune = self.last_sample = self.last_sync_warning = 0.0
         # Since when (monotonic) the leader has been in unbroken contact with the database,
         # and when it last reached it.
         self.contact_since: float | None = None
         self.last_contact = 0.0
-        # Since when (wall clock) this notifier, leading or standing by, has been in
-        # unbroken contact: schedules owe every slot since then (orders/schedules.py).
+        # Since when (wall clock) this notifier, leading or standing by, has been present:
+        # schedules owe every slot since then (orders/schedules.py). Only a silence longer
+        # than a worker timeout (a freeze, a partition, an outage) ends a presence, not one
+        # failed statement or one slow duty, which would skip the slots they delayed.
         self.present_since = timezone.now()
+        self.schedules_synced = False
         self.contact = DatabaseContact(f"notifier {self.identity}")
         self.beacon = ChangeBeacon(self.stopping, self.contact)
 
     def run(self) -> None:
         log.info("notifier %s started (tick %.1f s)", self.identity, self.tick_seconds)
-        self.sync_schedules()
         if self.beacon.enabled:
             keep_running("notifier-beacon", self.beacon.run, self.stopping)
         while not self.stopping.is_set():
@@ -91,6 +93,7 @@ class Notifier:
 
     def step(self) -> None:
         """Hold (or take) the lead and, leading, tick; a failure is logged and tried again."""
+        self.sync_schedules()
         try:
             if self._lead():
                 self.tick()
@@ -113,6 +116,7 @@ class Notifier:
                 log.warning("notifier %s: no answer from the database for %.1f s", self.identity,
                             now - self.last_contact)
             self.contact_since = now
+        if now - self.last_contact > self.worker_timeout:
             self.present_since = timezone.now()
         self.last_contact = now
 
@@ -154,12 +158,19 @@ class Notifier:
             self.beacon.mark()
 
     def sync_schedules(self) -> None:
-        """This deployment's PIZZAQ_SCHEDULES, written where every notifier reads them."""
+        """This deployment's PIZZAQ_SCHEDULES, written where every notifier reads them, once
+        per start. Until it is, each step tries again; leading goes on meanwhile."""
+        if self.schedules_synced:
+            return
         try:
             schedules.sync_from_settings()
+            self.schedules_synced = True
         except DatabaseError as error:
-            # Retry point: the schedules written before stay in force; the next start tries again.
-            log.warning("notifier %s could not write PIZZAQ_SCHEDULES (%s)", self.identity, error)
+            # Retry point: the next step. (Said once a minute: the tables may just not be migrated yet.)
+            if self._due("last_sync_warning", PRUNE_EVERY):
+                log.warning("notifier %s could not write PIZZAQ_SCHEDULES yet (%s); trying again", self.identity, error)
+        finally:
+            close_old_connections()
 
     def place_scheduled(self) -> int:
         placed = schedules.fire_due(timezone.now(), self.present_since)

@@ -107,3 +107,10 @@ def test_the_admin_refuses_a_schedule_that_cannot_work_and_says_why(admin_client
 
     assert response.status_code == 200 and not Schedule.objects.exists()
     assert message in response.content.decode()
+
+
+def test_the_admin_does_not_rename_a_schedule_into_a_second_one(admin_client):
+    admin_client.post("/admin/orders/schedule/add/", SCHEDULE_FORM)
+    admin_client.post("/admin/orders/schedule/hourly-report/change/", {**SCHEDULE_FORM, "name": "renamed"})
+
+    assert list(Schedule.objects.values_list("name", flat=True)) == ["hourly-report"]

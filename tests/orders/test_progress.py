@@ -1,6 +1,7 @@
 """Progress a handler reports: checked, fenced by the run's token, written at most once per
 interval, shown in the one shape every reader gets, and dropped when the database is away."""
 
+import asyncio
 import logging
 
 import psycopg
@@ -113,6 +114,23 @@ def test_a_report_inside_a_transaction_waits_for_a_flush_outside_it(running):
     assert updates(queries) == 0
     running.progress_reporter.flush()  # as the worker's heartbeat does
     assert stored(running) == (0.3, "in a transaction")
+
+
+def test_a_report_from_an_async_task_waits_for_a_flush_outside_its_event_loop(running):
+    async def task_body():
+        running.progress(0.6, "async")  # Django allows no synchronous query in here
+
+    asyncio.run(task_body())
+
+    assert stored(running) == (None, "")
+    running.progress_reporter.flush()
+    assert stored(running) == (0.6, "async")
+
+
+def test_a_note_with_characters_the_database_cannot_hold_is_kept_readable(running):
+    running.progress(0.5, "cat\x00.mp4 \udc80done")
+
+    assert stored(running) == (0.5, "cat.mp4 ?done")
 
 
 def test_a_report_the_database_does_not_take_is_logged_and_dropped(running, monkeypatch, caplog):

@@ -11,6 +11,7 @@ from django.utils import timezone
 from orders import schedules
 from orders.cadence import Cadence, CadenceError
 from orders.models import Order, Schedule, ScheduleSlot
+from orders.presenting import schedule_summary
 from orders.specs import OrderRejected
 from orders.tasks_backend import TASK_KIND
 from tests.threads import at_once
@@ -58,12 +59,22 @@ def test_cron_slots_are_wall_clock_times_in_the_schedules_zone_across_daylight_s
     ({"cron": "* * *"}, "cron expression"),
     ({"every": 0.5}, "at least 1"),
     ({"cron": "@daily", "every": 60}, "not both"),
+    ({"every": float("inf")}, "at most ten years"),
     ({}, "either"),
     ({"every": 60, "time_zone": "Mars/Olympus"}, "unknown time zone"),
 ])
 def test_a_cadence_that_cannot_work_is_refused_with_the_reason(fields, message):
     with pytest.raises(CadenceError, match=message):
         Cadence(**fields)
+
+
+def test_in_the_hour_that_repeats_when_daylight_saving_ends_slots_never_go_backwards():
+    cadence = Cadence(cron="30 2 * * *", time_zone="Europe/Berlin")
+    # 02:30 in Berlin fell at 00:30 UTC (summer time) on 2026-10-25, then clocks went back.
+    moment = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+
+    assert next(cadence.after(moment)) > moment
+    assert next(cadence.at_or_before(moment)) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
 
 def test_cron_shorthands_and_words_for_the_dashboard():
@@ -187,6 +198,44 @@ def test_a_schedule_row_broken_behind_the_checks_is_logged_and_the_others_still_
     assert "schedule broken cannot fire: cron expression 'not cron'" in caplog.text
 
 
+@pytest.mark.django_db
+def test_a_schedule_whose_cadence_changes_owes_nothing_from_before_the_change():
+    changed_at = timezone.now()
+    make(every=3600, settled=changed_at - timedelta(hours=2))
+    schedules.save_definition(Schedule(name="tick", kind="noop", every=1))
+
+    schedules.fire_due(now=changed_at + timedelta(seconds=2.5), present_since=changed_at - timedelta(hours=5))
+    assert 2 <= len(placed_slots()) <= 3, "not two hours of one-second slots"
+    assert min(placed_slots()) > changed_at
+
+
+@pytest.mark.django_db
+def test_saving_a_definition_keeps_what_the_schedule_placed_and_whether_it_is_enabled():
+    make()
+    schedules.fire_due(now=at(2.5), present_since=at(-100))
+    schedules.set_enabled("tick", False)
+    schedules.save_definition(Schedule(name="tick", kind="noop", every=1, payload={"v": 2}))
+
+    schedule = Schedule.objects.get()
+    assert (schedule.enabled, schedule.last_slot_at, schedule.settled_through, schedule.payload) == (
+        False, at(2), at(2.5), {"v": 2})
+
+
+@pytest.mark.django_db
+def test_more_due_slots_than_the_cap_place_the_latest():
+    make(settled=at(-1000))
+    placed = schedules.fire_due(now=at(0.5), present_since=at(-2000))
+
+    assert [slot.slot_at for slot in placed] == [at(-n) for n in range(schedules.MAX_SLOTS_AT_ONCE - 1, -1, -1)]
+
+
+@pytest.mark.django_db
+def test_a_schedule_row_broken_behind_the_checks_reads_as_such_on_every_screen():
+    Schedule.objects.create(name="broken", cron="not cron", kind="noop")
+
+    assert schedule_summary(Schedule.objects.get())["when"].startswith("cannot fire: cron expression")
+
+
 # --- definitions ------------------------------------------------------------------------
 
 
@@ -211,6 +260,7 @@ def test_settings_schedules_are_written_rows_kept_in_step_and_stale_ones_removed
     ({"every": 60, "kind": "noop", "priority": 500}, "priority"),
     ({"every": 60, "kind": "noop", "payload": [1]}, "payload"),
     ({"every": 60, "kind": "noop", "catch_up": -1}, "catch_up"),
+    ({"every": 60, "kind": "noop", "catch_up": 5000}, "catch_up"),
     ({"every": 60, "kind": "noop", "colour": "red"}, "unknown key"),
 ])
 @pytest.mark.django_db
