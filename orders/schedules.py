@@ -6,8 +6,9 @@ transaction as the order. A stale leader that wakes up, a second notifier or a r
 so finds the slot settled, or taken.
 
 Never a pile: slots are owed only while some notifier was there to place them. A
-notifier is *present* from the moment its unbroken contact with the database began (as
-leader or standby); slots since then are all placed, however the lead changed hands. Of
+notifier is *present* (as leader or standby) from the moment it reaches the database
+until it goes without an answer for longer than a worker timeout; slots since then are
+all placed, however the lead changed hands. Of
 the slots that fell while none was present (every notifier down, or cut off), only the
 latest ``catch_up`` are placed when one returns."""
 
