@@ -40,10 +40,10 @@ def test_the_json_format_is_one_object_per_line():
 
 
 @pytest.mark.system
-def test_a_worker_logs_json_lines_with_its_order_fields(processes):
+def test_a_worker_logs_json_lines_with_its_order_fields_its_claim_at_debug(processes):
     order = place_order("noop")
 
-    worker = processes.worker("S1", concurrency=1, PIZZAQ_LOG_FORMAT="json", **FAST)
+    worker = processes.worker("S1", concurrency=1, PIZZAQ_LOG_FORMAT="json", PIZZAQ_LOG_LEVEL="DEBUG", **FAST)
     wait_for(lambda: Order.objects.filter(pk=order.pk, status=Status.DONE).exists(), message="the order done")
     wait_for(lambda: f"order {order.pk} done" in open(worker.log_path).read(), message="the outcome logged")
 
@@ -54,3 +54,15 @@ def test_a_worker_logs_json_lines_with_its_order_fields(processes):
     assert all((entry["worker"], entry["attempt"], entry["bucket"]) == ("S1", 1, order.bucket) for entry in about_order)
     assert "elapsed" in about_order[1]
     assert any(entry["message"].startswith("S1 joined") for entry in entries), "other events are JSON too"
+
+
+@pytest.mark.system
+def test_at_the_default_level_a_run_is_one_line_when_it_ends(processes):
+    order = place_order("noop")
+
+    worker = processes.worker("S1", concurrency=1, **FAST)
+    wait_for(lambda: f"order {order.pk} done" in open(worker.log_path).read(), message="the outcome logged")
+
+    about_order = [line for line in open(worker.log_path).read().splitlines() if str(order.pk) in line]
+    assert len(about_order) == 1
+    assert f"worker=S1 order={order.pk} kind=noop attempt=1 bucket={order.bucket}" in about_order[0]
