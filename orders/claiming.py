@@ -52,9 +52,9 @@ LIMITS_RECHECK, LIMITED_EVERY, LIMITED_AT_MOST = 1.0, 0.25, 5.0
 LIMITED_WINDOW = 1000
 _PLAIN_WORD = re.compile("[a-z_]+")
 # What a claim does not read back: a claimed order has no result, its progress is an
-# earlier run's, and the rest is of no use to a run. Left deferred (as ``only()`` leaves fields), each is
-# read from the database if a handler asks for it: a claimed order is built at the cost
-# of the fields it carries, a good part of a worker's time per order.
+# earlier run's, and the rest is of no use to a run. Left deferred (as ``only()`` leaves
+# fields), each is read from the database if a handler asks for it: a claimed order is
+# built at the cost of the fields it carries, a good part of a worker's time per order.
 NOT_READ_BACK = frozenset({"result", "progress_value", "progress_note", "progress_at", "waiting_for",
                            "has_dependents", "unique_key", "concurrency_key"})
 READ_BACK = tuple(field for field in Order._meta.concrete_fields if field.name not in NOT_READ_BACK)

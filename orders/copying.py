@@ -10,7 +10,7 @@ from psycopg.copy import QueuedLibpqWriter
 _COPY_TYPES = {
     "UUIDField": "uuid", "CharField": "text", "TextField": "text", "JSONField": "jsonb",
     "SmallIntegerField": "int2", "IntegerField": "int4", "DateTimeField": "timestamptz",
-    "BooleanField": "bool", "FloatField": "float8", "ForeignKey": None,
+    "BooleanField": "bool", "FloatField": "float8",
 }
 
 
@@ -18,7 +18,7 @@ _COPY_TYPES = {
 def _statement(model, fields: tuple[str, ...]) -> tuple[str, list[str]]:
     columns = [model._meta.get_field(name) for name in fields]
     # A foreign key is written as the column it holds: the type of the key it points at.
-    types = [_COPY_TYPES[field.get_internal_type()] or _COPY_TYPES[field.target_field.get_internal_type()]
+    types = [_COPY_TYPES[(field.target_field if field.is_relation else field).get_internal_type()]
              for field in columns]
     quoted = ", ".join(connection.ops.quote_name(field.column) for field in columns)
     return f"COPY {model._meta.db_table} ({quoted}) FROM STDIN (FORMAT BINARY)", types

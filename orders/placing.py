@@ -182,7 +182,10 @@ def _insert_sql(count: int) -> str:
             f" VALUES {', '.join([row] * count)} RETURNING 1) SELECT pg_notify(%s, '') FROM placed LIMIT 1")
 
 
+# The rows OrderBuilder makes hold these, in this order.
+_ORDER_FIELDS = tuple(field.name for field in Order._meta.concrete_fields)
+
+
 def _copy_in(rows: list[tuple]) -> list[Order]:
     """Stream rows in with binary COPY; the Orders to return are built while they are sent."""
-    fields = tuple(field.name for field in Order._meta.concrete_fields)
-    return copying.copy_in(Order, fields, rows, lambda: [Order.from_db(connection.alias, None, row) for row in rows])
+    return copying.copy_in(Order, _ORDER_FIELDS, rows, lambda: [Order.from_db(connection.alias, None, row) for row in rows])

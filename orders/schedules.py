@@ -97,7 +97,7 @@ def order_options(schedule: Schedule) -> dict:
 def _settle(schedule: Schedule, through: datetime, last: ScheduleSlot | None) -> None:
     """Every slot up to ``through`` is settled; the next one is due after it."""
     schedule.settled_through = through
-    schedule.next_slot_at = next(schedule.cadence().after(through))
+    schedule.next_slot_at = _next_slot(schedule)
     if last is not None:
         schedule.last_slot_at, schedule.last_order_id, schedule.last_fired_at = last.slot_at, last.order_id, last.placed_at
     schedule.save(update_fields=["settled_through", "next_slot_at", "last_slot_at", "last_order_id", "last_fired_at"])
@@ -158,6 +158,7 @@ def save_definition(schedule: Schedule) -> None:
 
 
 def _next_slot(schedule: Schedule) -> datetime:
+    """The first slot after what is settled."""
     return next(schedule.cadence().after(schedule.settled_through))
 
 
@@ -179,8 +180,8 @@ def sync_from_settings() -> None:
     wanted = configured()
     with transaction.atomic():
         for name, fields in wanted.items():
-            defaults = {field: Schedule._meta.get_field(field).get_default() for field in DEFINITION_FIELDS}
-            save_definition(Schedule(name=name, from_settings=True, **{**defaults, **fields}))
+            # What an entry leaves out takes the model's default.
+            save_definition(Schedule(name=name, from_settings=True, **fields))
         Schedule.objects.filter(from_settings=True).exclude(pk__in=list(wanted)).delete()
 
 

@@ -1,6 +1,7 @@
 """Operating the queue over the JSON API: list and pause or resume named queues, cancel
-or retry an order, list, fire, enable or disable schedules. The same actions, permission and audit trail as the dashboard's
-(``workers.actions``); authentication and errors as the rest of the API's."""
+or retry an order, list, fire, enable or disable schedules. The same actions, permission
+and audit trail as the dashboard's (``workers.actions``); authentication and errors as
+the rest of the API's."""
 
 from django.http import JsonResponse
 

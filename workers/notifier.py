@@ -1,9 +1,9 @@
 """The notifier loop: one leader at a time watches heartbeats and keeps the queue honest.
 
 Each tick the leader declares silent workers dead (moving only their orders), requeues
-orders whose lease lapsed, expires orders past their time-to-live, places the slots of periodic schedules that fell due,
-prunes old finished orders now and then, and repairs bucket ownership if it ever drifts
-from the ring.
+orders whose lease lapsed, expires orders past their time-to-live, places the slots of
+periodic schedules that fell due, prunes old finished orders now and then, and repairs
+bucket ownership if it ever drifts from the ring.
 
 A silence counts only while the leader could have heard it. After it (re)connects to the
 database, takes the leadership, or finds the database back after an outage, the leader
