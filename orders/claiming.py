@@ -97,6 +97,13 @@ def claimed(worker: str, now, lease) -> dict:
             "started_at": now, "lease_expires_at": lease}
 
 
+# Of the fields read back, the claim knows the constants it writes (its status, worker
+# and times; see ``claimed``) without reading them: the rest is what its statement returns.
+WRITTEN = frozenset(name for name, value in claimed("", _NOW, _LEASE).items()
+                    if not hasattr(value, "resolve_expression"))
+RETURNED = tuple(field for field in READ_BACK if field.name not in WRITTEN)
+
+
 def claim_order_key(order: Order):
     return -order.priority, order.run_after, order.id
 
@@ -197,7 +204,7 @@ class _Statement:
                   .exclude(limits.covered()).values("id"))
         picked_sql, picked_params = picked.query.sql_with_params()
         table = Order._meta.db_table
-        returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in READ_BACK)
+        returning = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in RETURNED)
         assignments, set_params = _set_clause(claimed(worker, _NOW, _LEASE))
         # MATERIALIZED: the pick runs exactly once. As a plain subquery the planner may
         # rescan it per row, and each rescan skips the rows just taken: more than `limit`.
@@ -212,6 +219,7 @@ class _Statement:
             f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
         self._picked_params, self._set_params = tuple(picked_params), tuple(set_params)
+        self._worker = worker
         if not any(param is _NOW for param in self._picked_params):
             raise RuntimeError("the claim query lost track of its time parameter")
 
@@ -219,6 +227,7 @@ class _Statement:
         # One round trip: the planner settings and the claim go out together (a pipeline)
         # and run in one implicit transaction, at whose end the settings lapse. The rows
         # are read once the pipeline has ended: reading them inside it costs a second sync.
+        lease = first_lease(now)
         with prepared_cursor() as cursor:
             # Times decoded by psycopg's compiled loader, in the session's time zone, UTC
             # (Django sets it): Django's own loader, in Python, then puts UTC on each time
@@ -226,9 +235,9 @@ class _Statement:
             cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
             with cursor.connection.pipeline():
                 cursor.execute(_PLAN_SETTINGS)
-                cursor.execute(self._sql, self._params(limit, now))
+                cursor.execute(self._sql, self._params(limit, now, lease))
             rows = cursor.fetchall()
-        return _orders(rows)
+        return _orders(rows, claimed(self._worker, now, lease))
 
     def explain(self, limit: int, now) -> str:
         # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
@@ -238,7 +247,7 @@ class _Statement:
         # PREPARE's text goes out as it is: placeholders become $1, $2, ... and an escaped
         # percent sign (in a literal) a plain one, as psycopg does for the claim itself.
         numbered = _PLACEHOLDER.sub(lambda found: "%" if found[0] == "%%" else next(numbers), self._sql)
-        params = self._params(limit, now)
+        params = self._params(limit, now, first_lease(now))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_PLAN_SETTINGS)
             cursor.execute(f"PREPARE {name} AS {numbered}")
@@ -248,32 +257,39 @@ class _Statement:
             transaction.set_rollback(True)  # EXPLAIN ANALYZE claimed for real: undo it
         return plan
 
-    def _params(self, limit: int, now) -> list:
-        lease = first_lease(now)
+    def _params(self, limit: int, now, lease) -> list:
         times = {id(_NOW): now, id(_LEASE): lease}
         return ([times.get(id(param), param) for param in self._picked_params] + [limit]
                 + [times.get(id(param), param) for param in self._set_params])
 
 
-def _orders(rows) -> list[Order]:
-    """Claimed rows (the READ_BACK fields) as Orders, through ``Model.from_db`` as any
-    query's rows, the fields not read back marked DEFERRED (placed here from a template:
-    cheaper than from_db's own look-up of each field's name). JSON columns arrive as text
-    and are decoded as the ORM decodes them."""
-    orders = []
+def _orders(rows, written: dict) -> list[Order]:
+    """Claimed rows (the RETURNED fields) as Orders, through ``Model.from_db`` as any
+    query's rows: the constants the claim ``written`` (its status, worker, times) filled in
+    rather than read back, the fields not read back marked DEFERRED (placed here from a
+    template: cheaper than from_db's own look-up of each field's name). JSON columns
+    arrive as text and are decoded as the ORM decodes them."""
+    template = _DEFERRED_ROW.copy()
+    for name, position in _WRITTEN_POSITIONS.items():
+        value = written[name]
+        # A choice (the status) as the plain string a row holds.
+        template[position] = str(value) if isinstance(value, str) else value
+    alias, orders = connection.alias, []
     for row in rows:
-        values = _DEFERRED_ROW.copy()
-        for position, value in zip(_READ_BACK_POSITIONS, row):
+        values = template.copy()
+        for position, value in zip(_RETURNED_POSITIONS, row):
             values[position] = value
         for position, convert in _CONVERTERS:
             values[position] = convert(values[position], None, connection)
-        orders.append(Order.from_db(connection.alias, READ_BACK_NAMES, values))
+        orders.append(Order.from_db(alias, READ_BACK_NAMES, values))
     return orders
 
 
 _DEFERRED_ROW = [DEFERRED] * len(Order._meta.concrete_fields)
-_READ_BACK_POSITIONS = [Order._meta.concrete_fields.index(field) for field in READ_BACK]
-_CONVERTERS = [(position, field.from_db_value) for position, field in zip(_READ_BACK_POSITIONS, READ_BACK)
+_RETURNED_POSITIONS = [Order._meta.concrete_fields.index(field) for field in RETURNED]
+_WRITTEN_POSITIONS = {field.name: Order._meta.concrete_fields.index(field) for field in READ_BACK
+                      if field.name in WRITTEN}
+_CONVERTERS = [(position, field.from_db_value) for position, field in zip(_RETURNED_POSITIONS, RETURNED)
                if hasattr(field, "from_db_value")]
 
 

@@ -198,3 +198,8 @@ def test_a_claimed_order_carries_what_a_run_reads_and_fetches_the_rest_only_when
     assert seen[:4] == ("noop", {"n": 1}, "S0", 1)
     with django_assert_num_queries(1):
         assert order.concurrency_key == "customer-7"
+    # What the claim wrote and filled in without reading it back is what the row holds.
+    stored = Order.objects.get(pk=order.pk)
+    assert (order.status, order.worker, order.started_at, order.lease_expires_at) == (
+        stored.status, stored.worker, stored.started_at, stored.lease_expires_at)
+    assert type(order.status) is str and order.status == "running"
