@@ -1,14 +1,17 @@
 """S3 drain: a queue of no-op orders, then workers start; orders per second from the
 first start to the last finish, as the queue itself recorded them (so worker start-up
 is not counted). Once with one worker process on its defaults, once with two worker
-processes tuned for throughput. The check: every order ran exactly once."""
+processes tuned for throughput. The check: every order ran exactly once. What the drain
+cost: CPU seconds per 10,000 orders, of the workers and of the queue's store (bench.cost)."""
 
 import time
 
 from bench import harness
+from bench.cost import Meter
 from bench.harness import BenchError, Variant
 
-FIGURES = {"drain": ("orders/s", True)}
+FIGURES = {"drain": ("orders/s", True), "worker_cpu": ("CPU s / 10k orders", False),
+           "store_cpu": ("CPU s / 10k orders", False)}
 DEFAULTS, TUNED = "1 worker, defaults", "2 workers, tuned"
 # The size `all` runs, whose results the headline table reads; other sizes get files of
 # their own.
@@ -27,6 +30,9 @@ def run(queues, options) -> dict:
                          lambda db, q=q: drain(q, db, n, 2, True, options), TUNED) for q in queues]
     tables = harness.side_by_side("s3", variants, FIGURES, options.runs)
     harness.print_table(f"S3 drain: {n:,} queued no-op orders", tables["drain"])
+    harness.print_table("S3 cost: CPU of the worker processes", tables["worker_cpu"])
+    harness.print_table("S3 cost: CPU of the store (PostgreSQL's server processes; Redis for Celery)",
+                        tables["store_cpu"])
     return {"orders": n, "tables": harness.tables_json(tables)}
 
 
@@ -34,17 +40,23 @@ def drain(queue, db: str, n: int, workers: int, tuned: bool, options) -> dict:
     queue.drive(db, "fill", n=n)
     with harness.running() as started:
         started.extend(queue.start_worker(db, i, tuned) for i in range(workers))
-        wait_until_finished(queue, db, n, options.drain_timeout, started)
+        meter = Meter(queue, db, started)
+        wait_until_finished(queue, db, n, options.drain_timeout, started, meter)
+        cost = meter.per_10k(n)
     if problems := queue.ran_once_problems(db, n):
         raise BenchError("check failed: " + "; ".join(problems))
-    return {"drain": n / queue.drain_seconds(db)}
+    return {"drain": n / queue.drain_seconds(db), **cost}
 
 
-def wait_until_finished(queue, db: str, n: int, timeout: float, workers: list) -> None:
+def wait_until_finished(queue, db: str, n: int, timeout: float, workers: list,
+                        meter: Meter | None = None) -> None:
     """Poll twice a second (a count is cheap, but not free for the queue being measured);
-    give up at once if a worker died (its log is in bench/results/*.log.tmp)."""
+    give up at once if a worker died (its log is in bench/results/*.log.tmp). ``meter``
+    takes its first sample at the first poll that finds orders done."""
     deadline = time.monotonic() + timeout
     while (done := queue.finished(db)) < n:
+        if meter is not None:
+            meter.note(done)
         if any(worker.poll() is not None for worker in workers):
             raise BenchError(f"a {queue.label} worker exited after {done:,} of {n:,} jobs")
         if time.monotonic() > deadline:
