@@ -15,7 +15,6 @@ from django.db import connection, transaction
 from django.db.models import DEFERRED, Exists, F, Q, Value
 from django.db.models.sql import Query
 from django.utils import timezone
-from psycopg.types.datetime import TimestamptzLoader
 
 from orders import limits
 from orders.models import Limit, Order, Queue, Status
@@ -219,7 +218,8 @@ class _Statement:
             f" WHERE {table}.id = picked.id RETURNING {returning}"
         )
         self._picked_params, self._set_params = tuple(picked_params), tuple(set_params)
-        self._worker = worker
+        # The constants the claim writes, its times found again by identity as in _params.
+        self._written = {name: value for name, value in claimed(worker, _NOW, _LEASE).items() if name in WRITTEN}
         if not any(param is _NOW for param in self._picked_params):
             raise RuntimeError("the claim query lost track of its time parameter")
 
@@ -229,15 +229,12 @@ class _Statement:
         # are read once the pipeline has ended: reading them inside it costs a second sync.
         lease = first_lease(now)
         with prepared_cursor() as cursor:
-            # Times decoded by psycopg's compiled loader, in the session's time zone, UTC
-            # (Django sets it): Django's own loader, in Python, then puts UTC on each time
-            # again, and cost a third of a claimed order's time in the worker.
-            cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
             with cursor.connection.pipeline():
                 cursor.execute(_PLAN_SETTINGS)
                 cursor.execute(self._sql, self._params(limit, now, lease))
             rows = cursor.fetchall()
-        return _orders(rows, claimed(self._worker, now, lease))
+        written = dict(zip(self._written, _at_times(self._written.values(), now, lease)))
+        return _orders(rows, written)
 
     def explain(self, limit: int, now) -> str:
         # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
@@ -258,9 +255,13 @@ class _Statement:
         return plan
 
     def _params(self, limit: int, now, lease) -> list:
-        times = {id(_NOW): now, id(_LEASE): lease}
-        return ([times.get(id(param), param) for param in self._picked_params] + [limit]
-                + [times.get(id(param), param) for param in self._set_params])
+        return [*_at_times(self._picked_params, now, lease), limit, *_at_times(self._set_params, now, lease)]
+
+
+def _at_times(values, now, lease) -> list:
+    """``values`` compiled with the stand-in times, with this claim's times in their place."""
+    times = {id(_NOW): now, id(_LEASE): lease}
+    return [times.get(id(value), value) for value in values]
 
 
 def _orders(rows, written: dict) -> list[Order]:
