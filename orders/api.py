@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from orders import dependencies, ratelimit, services, tokens
@@ -44,7 +45,8 @@ def _authenticate(request):
     if header:
         scheme, _, key = header.partition(" ")
         token = tokens.authenticate_token(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
-        return (token.user, f"token:{token.pk}", True) if token else (None, "", True)
+        # The user is fetched only by a view that asks who it is (placing does not).
+        return (SimpleLazyObject(lambda: token.user), f"token:{token.pk}", True) if token else (None, "", True)
     if request.user.is_authenticated and request.user.is_staff:
         return request.user, f"user:{request.user.pk}", False
     return None, "", False

@@ -4,10 +4,14 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 
+from django.db import connection
+from django.db.models import DEFERRED
 from django.utils import timezone
 
 from orders.models import ApiToken
+from orders.prepared import prepared_cursor
 
 PREFIX = "pzq_"
 # last_used_at is written at most this often: it says whether a token is still in use,
@@ -29,15 +33,48 @@ def create_token(user, name: str = "default", expires_at=None) -> tuple[ApiToken
 
 
 def authenticate_token(key: str) -> ApiToken | None:
-    """The usable token for ``key`` (recording its use), or None."""
+    """The usable token for ``key`` (recording its use), or None. The token carries only
+    the fields the check reads; its user is fetched if asked for."""
     digest = _hash(key)
-    token = ApiToken.objects.select_related("user").filter(key_hash=digest).first()
+    row = _find(digest)
     # The lookup is by hash; compare again in constant time so timing says nothing.
-    if token is None or not hmac.compare_digest(token.key_hash, digest):
+    if row is None or not hmac.compare_digest(row[_CHECKED.index("key_hash")], digest):
         return None
+    checked = dict(zip(_CHECKED, row))
     now = timezone.now()
-    if token.revoked_at or (token.expires_at and token.expires_at <= now) or not token.user.is_active:
+    if checked["revoked_at"] or (checked["expires_at"] and checked["expires_at"] <= now) or not checked["active"]:
         return None
+    token = ApiToken.from_db(connection.alias, _TOKEN_FIELDS, [checked.get(field.attname, DEFERRED)
+                                                               for field in ApiToken._meta.concrete_fields])
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+# What a check reads: the token's own columns, and whether its user is active.
+_CHECKED = ("id", "key_hash", "user_id", "expires_at", "revoked_at", "last_used_at", "active")
+_TOKEN_FIELDS = frozenset(_CHECKED[:-1])
+_MARK = "pizzaq-token-digest"
+
+
+def _find(digest: str) -> tuple | None:
+    """The checked columns of the token whose hash is ``digest``. On PostgreSQL one
+    prepared statement: compiling the ORM's query cost a third of an API request."""
+    if connection.vendor != "postgresql":
+        return _lookup().filter(key_hash=digest).first()
+    with prepared_cursor() as cursor:
+        cursor.execute(_lookup_sql(), [digest])
+        return cursor.fetchone()
+
+
+def _lookup():
+    return ApiToken.objects.values_list(*_CHECKED[:-1], "user__is_active")
+
+
+@lru_cache(maxsize=1)
+def _lookup_sql() -> str:
+    """The ORM's SQL for the lookup by hash, compiled once (the hash is unique: no order)."""
+    sql, params = _lookup().filter(key_hash=_MARK).query.sql_with_params()
+    if params != (_MARK,):
+        raise RuntimeError("the token lookup lost track of its one parameter")
+    return sql

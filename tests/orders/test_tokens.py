@@ -56,6 +56,18 @@ def test_expiring_tokens_stop_working(capsys, user):
     assert authenticate_token(key) is None
 
 
+def test_a_token_stops_working_when_its_user_is_deactivated_and_records_its_use(capsys, user):
+    key = create(capsys, "cashier")
+    token = authenticate_token(key)
+    assert token.user == user and ApiToken.objects.get().last_used_at is not None
+
+    user.is_active = False
+    user.save()
+
+    assert authenticate_token(key) is None
+    assert authenticate_token(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+
+
 def test_bad_token_commands_say_why():
     with pytest.raises(CommandError, match="no user 'ghost'"):
         call_command("createtoken", "ghost")
