@@ -1,4 +1,5 @@
-"""The dashboard in Chromium against a real daphne, notifier and two workers on PostgreSQL."""
+"""The dashboard in Chromium against a real web server (manage.py serve, as make run starts
+it), notifier and two workers on PostgreSQL."""
 
 import sys
 import time
@@ -29,11 +30,10 @@ def fast_password_hashing():
 
 @pytest.fixture
 def system(processes):
-    """daphne, a notifier and shops S0 and S1; returns the dashboard's address."""
+    """The web server, a notifier and shops S0 and S1; returns the dashboard's address."""
     get_user_model().objects.create_superuser("admin", "admin@example.com", "pizza")
     port = free_port()
-    processes.start_command([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "pizzaq.asgi:application"], "daphne", **FAST)
+    processes.start_command([sys.executable, "manage.py", "serve", "--port", str(port)], "web", **FAST)
     processes.notifier("N1", **FAST)
     processes.worker("S0", concurrency=2, **FAST)
     # S1 waits a few seconds before it rejoins, long enough to be watched dead.
@@ -52,7 +52,7 @@ def page(system, monkeypatch):
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(20_000)
-        wait_for(lambda: _reachable(page, system), timeout=30, interval=0.3, message="daphne")
+        wait_for(lambda: _reachable(page, system), timeout=30, interval=0.3, message="the web server")
         page.fill("#id_username", "admin")
         page.fill("#id_password", "pizza")
         page.click("input[type=submit]")

@@ -40,12 +40,11 @@ def http_json(url: str) -> tuple[int, dict]:
 
 
 def start_web(processes, **env) -> str:
-    """daphne serving pizzaq, as the deployment guide runs it; returns its base URL."""
+    """``manage.py serve`` serving pizzaq, as the deployment guide runs it; returns its base URL."""
     port = free_port()
-    processes.start_command([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "pizzaq.asgi:application"], "daphne", **env)
+    processes.start_command([sys.executable, "manage.py", "serve", "--port", str(port)], "web", **env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, interval=0.2, message="daphne to answer")
+    wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, interval=0.2, message="the web server to answer")
     return base
 
 

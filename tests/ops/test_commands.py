@@ -83,3 +83,8 @@ def test_pruneorders_reindex_is_refused_on_sqlite_before_anything_is_pruned(sett
     with pytest.raises(CommandError, match="--reindex is for PostgreSQL"):
         run("pruneorders", "--older-than", "0", "--reindex")
     assert Order.objects.count() == 3
+
+
+def test_serve_refuses_a_process_count_below_one():
+    with pytest.raises(CommandError, match="--processes must be at least 1"):
+        call_command("serve", "--processes", "0")

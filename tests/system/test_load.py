@@ -44,13 +44,14 @@ def test_rush_hour_is_buffered_and_every_accepted_order_is_made(processes, djang
     user = django_user_model.objects.create_user("till")
     _, token = create_token(user, "load")
     port = free_port()
-    web = processes.start_command([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                   "pizzaq.asgi:application"], "daphne", PIZZAQ_LOG_LEVEL="WARNING", **FAST)
+    # One web process, serving in-process, so its memory is the server's own.
+    web = processes.start_command([sys.executable, "manage.py", "serve", "--port", str(port), "--processes", "1"],
+                                  "web", PIZZAQ_LOG_LEVEL="WARNING", **FAST)
     processes.notifier("N1", **FAST)
     worker = processes.worker("S0", concurrency=3, PIZZAQ_LOG_LEVEL="WARNING", **FAST)
     base_url = f"http://127.0.0.1:{port}"
     wait_for(alive("S0"), timeout=30)
-    wait_for(lambda: http("GET", base_url + "/api/orders", token)[0] == 200, timeout=30, message="daphne")
+    wait_for(lambda: http("GET", base_url + "/api/orders", token)[0] == 200, timeout=30, message="the web server")
     memory_before = {"web": rss_mib(web.pid), "worker": rss_mib(worker.pid)}
     accepted, refused, deepest = [], [], 0
 
