@@ -111,7 +111,7 @@ class Pizzaq(Queue):
         # Production settings (with DEBUG on, Django keeps every query in memory), but
         # plain HTTP: the API is called on the loopback, with no TLS proxy in front.
         production = {"DEBUG": "False", "SECRET_KEY": SECRET_KEY, "SECURE_SSL_REDIRECT": "False"}
-        env = super().env(db, recovery, DATABASE_URL=db, PIZZAQ_LOG_LEVEL="WARNING", **production, **extra)
+        env = super().env(db, recovery, **{"DATABASE_URL": db, "PIZZAQ_LOG_LEVEL": "WARNING", **production, **extra})
         # pizzaq's packages from the source measured; bench.drivers from this tree.
         env["PYTHONPATH"] = os.pathsep.join([str(self.source), str(ROOT)])
         return env

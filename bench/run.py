@@ -1,9 +1,10 @@
 """Run the benchmark scenarios, pizzaq and its peers side by side; print each scenario's
 table and write bench/results/SCENARIO.json.
 
-    bench/.venv-peers/bin/python -m bench.run all|s1|s2|s3|s4|s5|s6|profile [options]
+    bench/.venv-peers/bin/python -m bench.run all|s1|s2|s3|s4|s5|s6|s10|profile [options]
 
-``all`` is S1-S5; S6 (a deep backlog, pizzaq only) is slow and runs on its own. The
+``all`` is S1-S5; S6 (a deep backlog, pizzaq only) is slow and runs on its own, as does
+S10 (HTTP placing, pizzaq against a minimal endpoint). The
 default sizes keep ``all`` near 20 minutes on a 2-core machine; --issue-sizes uses the
 issue's (10,000 / 100,000 / 20,000 / 1,000,000), several times longer.
 Run bench/setup_peers.sh first; see bench/README.md."""
@@ -23,6 +24,7 @@ SCENARIOS = {
     "s4": "bench.scenarios.s4_latency",
     "s5": "bench.scenarios.s5_recovery",
     "s6": "bench.scenarios.s6_backlog",
+    "s10": "bench.scenarios.s10_http",
     "profile": "bench.profile",
 }
 ALL = ["s1", "s2", "s3", "s4", "s5"]
@@ -45,7 +47,7 @@ def arguments() -> argparse.Namespace:
                    "3,000 write results/s3-SIZE.json)")
     p.add_argument("--drain-timeout", type=float, default=240, help="S3/S6: give up on a drain after this long (s)")
     p.add_argument("--every-ms", type=float, default=20, help="S4: one order every this many ms")
-    p.add_argument("--seconds", type=float, default=10, help="S4: for this many seconds")
+    p.add_argument("--seconds", type=float, default=10, help="S4, S10: for this many seconds")
     p.add_argument("--recovery-wait", type=float, default=40, help="S5: bounded wait for a job to run again (s)")
     p.add_argument("--backlog", type=int, default=100_000, help="S6: the deep backlog (the issue's figure: 1000000)")
     p.add_argument("--backlog-sample", type=int, default=5_000, help="S6: orders drained to measure the rate")
