@@ -316,7 +316,7 @@ def machine() -> dict:
 
 
 PEER_PACKAGES = ["procrastinate", "pgqueuer", "django-tasks-db", "celery", "kombu", "redis", "Django", "psycopg"]
-PIZZAQ_PACKAGES = ["Django", "psycopg", "daphne", "channels"]
+PIZZAQ_PACKAGES = ["Django", "psycopg", "uvicorn", "channels"]
 
 
 def versions() -> dict:

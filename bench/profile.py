@@ -1,6 +1,6 @@
 """Where pizzaq's time goes on the paths the scenarios measure: py-spy samples (wall
 clock, idle time included, so waiting on PostgreSQL shows) of the S1 enqueue loop, the
-S2 batch call, a worker draining S3's orders, and daphne serving S1's HTTP orders;
+S2 batch call, a worker draining S3's orders, and `manage.py serve` serving S1's HTTP orders;
 plus PostgreSQL's own count of transactions per order.
 
     bench/.venv-peers/bin/python -m bench.run profile
@@ -27,8 +27,8 @@ MAIN_THREAD = {"the one thread": ("MainThread",)}
 WORKER_THREADS = {"main loop thread (claims orders)": ("MainThread",),
                   "order threads (run orders)": ("S0_",),
                   "result recorder (writes completions in batches)": ("S0-recorder",)}
-DAPHNE_THREADS = {"daphne's event loop": ("MainThread",),
-                  "request threads (Django views)": ("ThreadPoolExecutor",)}
+WEB_THREADS = {"uvicorn's event loop": ("MainThread",),
+               "request threads (Django, as WSGI)": ("ThreadPoolExecutor",)}
 LINE_NUMBER = re.compile(r":\d+\)$")
 
 
@@ -96,14 +96,15 @@ def profile_http(pizzaq: Pizzaq, db: str, n: int):
     pizzaq.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
     token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
     port = free_port()
-    cmd = [pizzaq.python.parent / "daphne", "-b", "127.0.0.1", "-p", str(port), "pizzaq.asgi:application"]
-    daphne = harness.start(spy(raw, cmd), pizzaq.env(db, DATABASE_POOL_SIZE="20"), "profile-daphne",
-                           cwd=pizzaq.source)
-    with harness.running(daphne):
-        harness.wait_for(lambda: accepts(port), timeout=60, interval=0.1, what="daphne to listen")
+    # One process serving in-process (as `make run` serves with one per core), so one
+    # py-spy sees every request.
+    cmd = [pizzaq.python, "manage.py", "serve", "--port", str(port), "--processes", "1"]
+    web = harness.start(spy(raw, cmd), pizzaq.env(db), "profile-web", cwd=pizzaq.source)
+    with harness.running(web):
+        harness.wait_for(lambda: accepts(port), timeout=60, interval=0.1, what="the web server to listen")
         pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)
-        stop_spied_child(daphne)
-    return raw, DAPHNE_THREADS
+        stop_spied_child(web)
+    return raw, WEB_THREADS
 
 
 def stop_spied_child(spy_process) -> None:

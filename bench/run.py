@@ -42,7 +42,9 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--issue-sizes", action="store_true", help="The issue's sizes instead of the defaults below")
     p.add_argument("--enqueue", type=int, default=5_000, help="S1: orders placed one call each")
     p.add_argument("--enqueue-http", type=int, default=1_000, help="S1: orders placed over HTTP, one request each")
-    p.add_argument("--bulk", type=int, default=20_000, help="S2: orders placed in one batch call")
+    p.add_argument("--bulk", type=int, default=20_000, help="S2: orders placed, in calls of each size and in one")
+    p.add_argument("--bulk-per-call", type=lambda text: [int(size) for size in text.split(",")],
+                   default=[10, 100, 1_000], help="S2: the sizes of the calls, comma-separated")
     p.add_argument("--drain", type=int, default=3_000, help="S3: queued orders to drain (other sizes than "
                    "3,000 write results/s3-SIZE.json)")
     p.add_argument("--drain-timeout", type=float, default=240, help="S3/S6: give up on a drain after this long (s)")

@@ -15,8 +15,11 @@ CLAIMED = "place → claimed"
 # (scenario, figure, group, row title, whether pizzaq's row is its place → claimed one)
 ROWS = [
     ("s1", "enqueue", "one call per order", "S1 enqueue, one call per order (orders/s)", False),
-    ("s1", "enqueue", "HTTP API", "S1 enqueue over HTTP, daphne (orders/s)", False),
-    ("s2", "bulk", "batch API", "S2 bulk enqueue, batch API (orders/s)", False),
+    ("s1", "enqueue", "HTTP API", "S1 enqueue over HTTP, manage.py serve (orders/s)", False),
+    ("s2", "bulk", "batch API, calls of 10", "S2 bulk enqueue, calls of 10 (orders/s)", False),
+    ("s2", "bulk", "batch API, calls of 100", "S2 bulk enqueue, calls of 100 (orders/s)", False),
+    ("s2", "bulk", "batch API, calls of 1,000", "S2 bulk enqueue, calls of 1,000 (orders/s)", False),
+    ("s2", "bulk", "batch API", "S2 bulk enqueue, one call of all (orders/s)", False),
     ("s3-20000", "drain", "1 worker, defaults", "S3 drain of 20,000, 1 worker on defaults (orders/s)", False),
     ("s3-20000", "drain", "2 workers, tuned", "S3 drain of 20,000, 2 workers tuned (orders/s)", False),
     ("s4", "p50", "idle worker", "S4 place → start p50 (ms); pizzaq: handler start", False),

@@ -15,7 +15,7 @@ import redis
 from celery import Celery, group
 from celery.signals import worker_ready
 
-from bench.drivers.common import emit, paced, timed
+from bench.drivers.common import calls_of, emit, paced, timed
 
 REDIS_URL = os.environ["BENCH_REDIS_URL"]
 QUEUE = "pizzaq_bench"
@@ -80,8 +80,8 @@ def enqueue(args) -> None:
 
 
 def bulk(args) -> None:
-    jobs = group(noop.s(seq) for seq in range(args.n))
-    emit(seconds=timed(jobs.apply_async))
+    calls = [group(noop.s(seq) for seq in seqs) for seqs in calls_of(args.n, args.per_call)]
+    emit(seconds=timed(lambda: [jobs.apply_async() for jobs in calls]))
 
 
 def paced_jobs(args) -> None:

@@ -21,7 +21,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=10, help="pgqueuer worker: jobs per dequeue (its default)")
     p.add_argument("--heartbeat-timeout", type=float, default=30, help="pgqueuer worker: re-pick after (its default)")
     p.add_argument("--calls", type=int, default=1, help="Repeated placing: how many calls, each timed")
+    p.add_argument("--per-call", type=int, default=0, help="Bulk placing: jobs per call (0: all in one)")
     return p
+
+
+def calls_of(n: int, per_call: int) -> list[range]:
+    """The job numbers 0..n-1, in calls of ``per_call`` (0: one call of all)."""
+    size = per_call or n
+    return [range(first, min(n, first + size)) for first in range(0, n, size)]
 
 
 def timed(func, *args) -> float:

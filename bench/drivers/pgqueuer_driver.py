@@ -19,7 +19,7 @@ import pgqueuer
 import psycopg
 from pgqueuer import PsycopgDriver, Queries, QueueManager
 
-from bench.drivers.common import emit
+from bench.drivers.common import calls_of, emit
 
 DSN = os.environ["BENCH_DATABASE_URL"]
 
@@ -75,9 +75,14 @@ def enqueue(args) -> None:
 
 
 def bulk(args) -> None:
-    n = args.n
-    batch = (["noop"] * n, [payload(seq) for seq in range(n)], [0] * n)
-    emit(seconds=with_queries(lambda queries: seconds_taken(queries.enqueue(*batch))))
+    batches = [(["noop"] * len(seqs), [payload(seq) for seq in seqs], [0] * len(seqs))
+               for seqs in calls_of(args.n, args.per_call)]
+
+    async def enqueue_all(queries):
+        for batch in batches:
+            await queries.enqueue(*batch)
+
+    emit(seconds=with_queries(lambda queries: seconds_taken(enqueue_all(queries))))
 
 
 def paced_jobs(args) -> None:

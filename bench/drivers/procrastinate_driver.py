@@ -9,7 +9,7 @@ import os
 
 from procrastinate import App, PsycopgConnector
 
-from bench.drivers.common import emit, paced, timed
+from bench.drivers.common import calls_of, emit, paced, timed
 
 # S5 only: procrastinate does not requeue a dead worker's jobs by itself; its documented
 # answer is a periodic task that retries "stalled" jobs. Heartbeat every 2 s and count a
@@ -58,9 +58,9 @@ def enqueue(args) -> None:
 
 
 def bulk(args) -> None:
-    jobs = [{"seq": seq} for seq in range(args.n)]
+    calls = [[{"seq": seq} for seq in seqs] for seqs in calls_of(args.n, args.per_call)]
     with app.open():
-        emit(seconds=timed(lambda: noop.batch_defer(*jobs)))
+        emit(seconds=timed(lambda: [noop.batch_defer(*jobs) for jobs in calls]))
 
 
 def paced_jobs(args) -> None:

@@ -1,7 +1,7 @@
 """S1 enqueue: orders placed one call at a time from one process; orders per second.
 
 pizzaq is measured twice: through ``place_order`` and through ``POST /api/orders``
-served by daphne, with a bearer token from ``manage.py createtoken``. The check: every
+served by `manage.py serve`, with a bearer token from ``manage.py createtoken``. The check: every
 order is stored exactly once (as many rows as calls, each sequence number once)."""
 
 import socket
@@ -18,7 +18,7 @@ def run(queues, options) -> dict:
     variants = [Variant(q.label, q, lambda db, q=q: enqueue(q, db, n), "one call per order") for q in queues]
     pizzaq = next((q for q in queues if q.name == "pizzaq"), None)
     if pizzaq:
-        variants.append(Variant(f"pizzaq over HTTP (daphne), {over_http:,} requests", pizzaq,
+        variants.append(Variant(f"pizzaq over HTTP (manage.py serve), {over_http:,} requests", pizzaq,
                                 lambda db: enqueue_http(pizzaq, db, over_http), "HTTP API"))
     tables = harness.side_by_side("s1", variants, FIGURES, options.runs)
     harness.print_table(f"S1 enqueue: {n:,} orders, one call each", tables["enqueue"])
@@ -40,11 +40,10 @@ def enqueue_http(pizzaq: Pizzaq, db: str, n: int) -> dict:
     pizzaq.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
     token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
     port = free_port()
-    daphne = harness.start([pizzaq.python.parent / "daphne", "-b", "127.0.0.1", "-p", str(port),
-                            "pizzaq.asgi:application"], pizzaq.env(db, DATABASE_POOL_SIZE="20"), "pizzaq-daphne",
-                           cwd=pizzaq.source)
-    with harness.running(daphne):
-        harness.wait_for(lambda: accepts(port), timeout=30, interval=0.1, what="daphne to listen")
+    web = harness.start([pizzaq.python, "manage.py", "serve", "--port", str(port)], pizzaq.env(db), "pizzaq-web",
+                        cwd=pizzaq.source)
+    with harness.running(web):
+        harness.wait_for(lambda: accepts(port), timeout=30, interval=0.1, what="the web server to listen")
         seconds = pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)["seconds"]
     check_stored(pizzaq, db, n)
     return {"enqueue": n / seconds}
