@@ -315,7 +315,7 @@ def machine() -> dict:
     }
 
 
-PEER_PACKAGES = ["procrastinate", "pgqueuer", "django-tasks-db", "celery", "kombu", "redis", "Django", "psycopg"]
+PEER_PACKAGES = ["procrastinate", "pgqueuer", "oban", "django-tasks-db", "celery", "kombu", "redis", "Django", "psycopg"]
 PIZZAQ_PACKAGES = ["Django", "psycopg", "uvicorn", "channels"]
 
 

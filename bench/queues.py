@@ -277,6 +277,56 @@ class Pgqueuer(Queue):
         return scalar(db, "SELECT count(*) FROM pgqueuer_log WHERE job_id = %s AND status = 'picked'", (job,))
 
 
+class ObanQueue(Queue):
+    """Oban, the Python port of Elixir's Oban (PyPI ``oban``): its worker is ``oban start``."""
+
+    name = label = "oban"
+    default_worker = "oban start --queues default:10"
+    tuned_worker = "2 × oban start --queues default:100"
+    recovery_setting = ("rescues a job still executing rescue_after s after it started, looked for every "
+                        "interval s (set to 10 s and 1 s; defaults 300 s and 60 s)")
+    NOOP = "bench.drivers.oban_jobs.Noop"
+
+    def worker_command(self, index, tuned, recovery):
+        limit = 100 if tuned else 10
+        config = ["--config", str(BENCH / "drivers" / "oban_recovery.toml")] if recovery else []
+        return [PEERS_BIN / "oban", "start", *config, "--queues", f"default:{limit}", "--node", f"w{index}",
+                "--log-level", "WARNING"]
+
+    def env(self, db, recovery=False, **extra):
+        return super().env(db, recovery, OBAN_DSN=db, **extra)
+
+    def stored(self, db):
+        return query(db, "SELECT count(*), count(DISTINCT args->>'seq') FROM oban_jobs WHERE worker = %s",
+                     (self.NOOP,))[0]
+
+    def finished(self, db):
+        return scalar(db, "SELECT count(*) FROM oban_jobs WHERE worker = %s AND state = 'completed'", (self.NOOP,))
+
+    def ran_once_problems(self, db, n):
+        # Oban keeps finished jobs; ``attempt`` counts the times a job was fetched to run.
+        total, done, once = query(db, """
+            SELECT count(*), count(*) FILTER (WHERE state = 'completed'),
+                   count(*) FILTER (WHERE attempt = 1)
+              FROM oban_jobs WHERE worker = %s""", (self.NOOP,))[0]
+        return (_count_problem("jobs", total, n) + _count_problem("jobs completed", done, n)
+                + _count_problem("jobs run once", once, n))
+
+    def drain_seconds(self, db):
+        return scalar(db, """
+            SELECT extract(epoch FROM max(completed_at) - min(attempted_at))::float8
+              FROM oban_jobs WHERE worker = %s""", (self.NOOP,))
+
+    def latencies_ms(self, db):
+        # attempted_at: stamped by the statement that fetches the job, as pgqueuer's picked.
+        return [row[0] for row in query(db, """
+            SELECT extract(epoch FROM attempted_at - inserted_at)::float8 * 1000
+              FROM oban_jobs WHERE worker = %s AND state = 'completed'""", (self.NOOP,))]
+
+    def starts_of(self, db, job):
+        return scalar(db, "SELECT attempt FROM oban_jobs WHERE id = %s", (job,))
+
+
 class DjangoTasks(Queue):
     name = "django_tasks"
     label = "django-tasks-db"
@@ -385,7 +435,7 @@ class Celery(Queue):
                          what=f"celery worker w{index}")
 
 
-ALL = [Pizzaq(), Procrastinate(), Pgqueuer(), DjangoTasks(), Celery()]
+ALL = [Pizzaq(), Procrastinate(), Pgqueuer(), ObanQueue(), DjangoTasks(), Celery()]
 
 
 def select(names: list[str] | None) -> list[Queue]:

@@ -10,7 +10,7 @@ import json
 
 from bench.harness import RESULTS, fmt
 
-QUEUES = ["pizzaq", "procrastinate", "pgqueuer", "django-tasks-db", "celery"]
+QUEUES = ["pizzaq", "procrastinate", "pgqueuer", "oban", "django-tasks-db", "celery"]
 CLAIMED = "place → claimed"
 # (scenario, figure, group, row title, whether pizzaq's row is its place → claimed one)
 ROWS = [
