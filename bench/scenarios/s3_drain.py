@@ -13,6 +13,7 @@ from bench.harness import BenchError, Variant
 FIGURES = {"drain": ("orders/s", True), "worker_cpu": ("CPU s / 10k orders", False),
            "store_cpu": ("CPU s / 10k orders", False)}
 DEFAULTS, TUNED = "1 worker, defaults", "2 workers, tuned"
+DEFAULT_LOG = "1 worker, defaults, default log level"
 # The size `all` runs, whose results the headline table reads; other sizes get files of
 # their own.
 DEFAULT_DRAIN = 3_000
@@ -28,6 +29,11 @@ def run(queues, options) -> dict:
                         lambda db, q=q: drain(q, db, n, 1, False, options), DEFAULTS) for q in queues]
     variants += [Variant(f"{q.label}: {q.tuned_worker}", q,
                          lambda db, q=q: drain(q, db, n, 2, True, options), TUNED) for q in queues]
+    # The runs above keep every queue at WARNING; users run pizzaq at its default level,
+    # INFO, where each run is one log line.
+    variants += [Variant(f"{q.label}: {q.default_worker}, log level INFO (its default)", q,
+                         lambda db, q=q: drain(q, db, n, 1, False, options, PIZZAQ_LOG_LEVEL="INFO"), DEFAULT_LOG)
+                 for q in queues if q.name == "pizzaq"]
     tables = harness.side_by_side("s3", variants, FIGURES, options.runs)
     harness.print_table(f"S3 drain: {n:,} queued no-op orders", tables["drain"])
     harness.print_table("S3 cost: CPU of the worker processes", tables["worker_cpu"])
@@ -36,10 +42,10 @@ def run(queues, options) -> dict:
     return {"orders": n, "tables": harness.tables_json(tables)}
 
 
-def drain(queue, db: str, n: int, workers: int, tuned: bool, options) -> dict:
+def drain(queue, db: str, n: int, workers: int, tuned: bool, options, **settings) -> dict:
     queue.drive(db, "fill", n=n)
     with harness.running() as started:
-        started.extend(queue.start_worker(db, i, tuned) for i in range(workers))
+        started.extend(queue.start_worker(db, i, tuned, **settings) for i in range(workers))
         meter = Meter(queue, db, started)
         wait_until_finished(queue, db, n, options.drain_timeout, started, meter)
         cost = meter.per_10k(n)
