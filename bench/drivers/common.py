@@ -4,6 +4,7 @@ A driver runs inside its queue's own virtualenv and does one client-side job (pl
 orders one by one, in a batch, or paced); the orchestrator reads the JSON it prints."""
 
 import argparse
+import asyncio
 import json
 import time
 
@@ -54,6 +55,24 @@ def paced(place, every_ms: float, seconds: float) -> int:
         if delay > 0:
             time.sleep(delay)
         place(seq)
+    return count
+
+
+async def seconds_taken(awaitable) -> float:
+    """``timed`` for a coroutine: the seconds ``awaitable`` took."""
+    started = time.perf_counter()
+    await awaitable
+    return time.perf_counter() - started
+
+
+async def paced_async(place, every_ms: float, seconds: float) -> int:
+    """``paced`` for an async client: ``await place(seq)`` on the same fixed schedule."""
+    loop = asyncio.get_running_loop()
+    count = int(seconds * 1000 / every_ms)
+    started = loop.time()
+    for seq in range(count):
+        await asyncio.sleep(max(0.0, started + seq * every_ms / 1000 - loop.time()))
+        await place(seq)
     return count
 
 

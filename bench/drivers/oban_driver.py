@@ -5,12 +5,11 @@ command line, ``oban start`` (see bench/queues.py).
 
 import asyncio
 import os
-import time
 
 from oban import Oban
 from oban.schema import install as install_schema
 
-from bench.drivers.common import calls_of, emit
+from bench.drivers.common import calls_of, emit, paced_async, seconds_taken
 from bench.drivers.oban_jobs import Noop, Sleep
 
 DSN = os.environ["BENCH_DATABASE_URL"]
@@ -28,12 +27,6 @@ def with_oban(work):
             await pool.close()
 
     return asyncio.run(run())
-
-
-async def seconds_taken(awaitable) -> float:
-    started = time.perf_counter()
-    await awaitable
-    return time.perf_counter() - started
 
 
 def install(args) -> None:
@@ -67,17 +60,8 @@ def bulk(args) -> None:
 
 
 def paced_jobs(args) -> None:
-    async def place_paced(oban):
-        # A fixed schedule, so lateness never accumulates (as common.paced).
-        loop = asyncio.get_running_loop()
-        count = int(args.seconds * 1000 / args.every_ms)
-        started = loop.time()
-        for seq in range(count):
-            await asyncio.sleep(max(0.0, started + seq * args.every_ms / 1000 - loop.time()))
-            await oban.enqueue(Noop.new({"seq": seq}))
-        return count
-
-    emit(placed=with_oban(place_paced))
+    emit(placed=with_oban(lambda oban: paced_async(lambda seq: oban.enqueue(Noop.new({"seq": seq})),
+                                                   args.every_ms, args.seconds)))
 
 
 def long_job(args) -> None:

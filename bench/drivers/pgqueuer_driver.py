@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -19,7 +18,7 @@ import pgqueuer
 import psycopg
 from pgqueuer import PsycopgDriver, Queries, QueueManager
 
-from bench.drivers.common import calls_of, emit
+from bench.drivers.common import calls_of, emit, paced_async, seconds_taken
 
 DSN = os.environ["BENCH_DATABASE_URL"]
 
@@ -55,12 +54,6 @@ def with_queries(work):
     return asyncio.run(run())
 
 
-async def seconds_taken(awaitable) -> float:
-    started = time.perf_counter()
-    await awaitable
-    return time.perf_counter() - started
-
-
 def install(args) -> None:
     with_queries(lambda queries: queries.install())
     emit(installed=True)
@@ -86,17 +79,8 @@ def bulk(args) -> None:
 
 
 def paced_jobs(args) -> None:
-    async def place_paced(queries):
-        # The async twin of common.paced: a fixed schedule, so lateness never accumulates.
-        loop = asyncio.get_running_loop()
-        count = int(args.seconds * 1000 / args.every_ms)
-        started = loop.time()
-        for seq in range(count):
-            await asyncio.sleep(max(0.0, started + seq * args.every_ms / 1000 - loop.time()))
-            await queries.enqueue("noop", payload(seq))
-        return count
-
-    emit(placed=with_queries(place_paced))
+    emit(placed=with_queries(lambda queries: paced_async(lambda seq: queries.enqueue("noop", payload(seq)),
+                                                         args.every_ms, args.seconds)))
 
 
 def long_job(args) -> None:
