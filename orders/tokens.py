@@ -37,10 +37,10 @@ def authenticate_token(key: str) -> ApiToken | None:
     the fields the check reads; its user is fetched if asked for."""
     digest = _hash(key)
     row = _find(digest)
+    checked = dict(zip(_CHECKED, row)) if row is not None else None
     # The lookup is by hash; compare again in constant time so timing says nothing.
-    if row is None or not hmac.compare_digest(row[_CHECKED.index("key_hash")], digest):
+    if checked is None or not hmac.compare_digest(checked["key_hash"], digest):
         return None
-    checked = dict(zip(_CHECKED, row))
     now = timezone.now()
     if checked["revoked_at"] or (checked["expires_at"] and checked["expires_at"] <= now) or not checked["active"]:
         return None
