@@ -93,8 +93,7 @@ def drain_profile(tuned: bool):
 
 def profile_http(pizzaq: Pizzaq, db: str, n: int):
     raw = PROFILES / "http.txt"
-    pizzaq.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
-    token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
+    token = pizzaq.api_token(db)
     port = free_port()
     # One process serving in-process (as `make run` serves with one per core), so one
     # py-spy sees every request.

@@ -123,6 +123,11 @@ class Pizzaq(Queue):
     def install(self, db: str) -> None:
         self.manage(db, "migrate", "--noinput", "-v0")
 
+    def api_token(self, db: str) -> str:
+        """A bearer token for the JSON API, of a user made for the bench."""
+        self.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
+        return self.manage(db, "createtoken", "bench").splitlines()[-1]
+
     def manage(self, db: str, *args, **extra_env) -> str:
         done = subprocess.run([self.python, "manage.py", *args], cwd=self.source, env=self.env(db, **extra_env),
                               capture_output=True, text=True, timeout=120)

@@ -46,11 +46,6 @@ def _group(clients: int) -> str:
     return f"{clients} client{'s' if clients > 1 else ''}"
 
 
-def _token(pizzaq: Pizzaq, db: str) -> str:
-    pizzaq.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
-    return pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
-
-
 def _server(pizzaq: Pizzaq, db: str, port: int, ceiling: bool):
     env = pizzaq.env(db, PIZZAQ_LOG_LEVEL="INFO")
     if ceiling:
@@ -69,7 +64,7 @@ def _workers(pizzaq: Pizzaq, db: str) -> list:
 
 
 def place_over_http(pizzaq: Pizzaq, db: str, clients: int, options, ceiling: bool) -> dict:
-    token = _token(pizzaq, db)
+    token = pizzaq.api_token(db)
     port = free_port()
     with harness.running(_server(pizzaq, db, port, ceiling), *_workers(pizzaq, db)):
         harness.wait_for(lambda: accepts(port), timeout=60, interval=0.1, what="the web server to listen")

@@ -37,8 +37,7 @@ def check_stored(queue, db: str, n: int) -> None:
 
 
 def enqueue_http(pizzaq: Pizzaq, db: str, n: int) -> dict:
-    pizzaq.manage(db, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')")
-    token = pizzaq.manage(db, "createtoken", "bench").splitlines()[-1]
+    token = pizzaq.api_token(db)
     port = free_port()
     web = harness.start([pizzaq.python, "manage.py", "serve", "--port", str(port)], pizzaq.env(db), "pizzaq-web",
                         cwd=pizzaq.source)
