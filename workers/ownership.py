@@ -2,13 +2,15 @@
 
 Every queue a live worker names in its --queues has a ring of the workers that serve it;
 all other queues share the ring of the workers that serve every queue. Only the buckets
-whose owner changes are written. Every rebalance runs under one lock, so two of them
-never interleave.
+whose owner changes are written, and with them each worker's copy of its share of the
+every-queue rows (``Worker.territory``), which is what a claim reads. Every rebalance runs
+under one lock, so two of them never interleave.
 """
 
 from collections import Counter, defaultdict
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import BinaryField, Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Substr
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -20,6 +22,8 @@ from workers.models import Bucket, Worker, WorkerStatus
 
 # Any fixed number: the advisory lock that serialises membership changes on PostgreSQL.
 MEMBERSHIP_LOCK = 0x70697A7A
+# A territory's byte for a bucket its worker owns (any other byte: not owned).
+OWNED = b"\x01"
 
 
 def lock_membership() -> None:
@@ -36,14 +40,36 @@ def named_queues():
 def territory(name: str) -> Q:
     """The unpinned orders ``name`` may claim, as a filter a claim composes: those whose
     bucket it owns in their queue's rows. An order of a queue some live worker names uses
-    that queue's rows; any other order uses the rows of ``Bucket.OTHER_QUEUES``."""
+    that queue's rows; any other order uses the rows of ``Bucket.OTHER_QUEUES``, through
+    the worker's ``territory`` (its copy of them: one look-up per claim, one byte per order)."""
     named = named_queues()
-    other = Bucket.objects.filter(owner=name, queue=Bucket.OTHER_QUEUES).values("number")
+    mine = Subquery(Worker.objects.filter(name=name).values("territory"))
+    in_mine = Exact(Substr(mine, F("bucket") + 1, 1, output_field=BinaryField()), Value(OWNED, BinaryField()))
     # The owner of a named queue's order's bucket, looked up for that order alone (one
     # probe of the (number, queue) index): a set of this worker's buckets in every named
     # queue, as for the other queues, would be rebuilt on every claim.
     owner = Subquery(Bucket.objects.filter(number=OuterRef("bucket"), queue=OuterRef("queue")).values("owner")[:1])
-    return Q(Q(bucket__in=other), ~Q(queue__in=named)) | Q(Q(queue__in=named), Exact(owner, name))
+    return Q(in_mine, ~Q(queue__in=named)) | Q(Q(queue__in=named), Exact(owner, name))
+
+
+def territories(owners: dict[int, str], count: int) -> dict[str, bytes]:
+    """Each owner's ``Worker.territory``, given {bucket number: owner} of the every-queue
+    rows and the number of buckets."""
+    marks = defaultdict(lambda: bytearray(count))
+    for number, owner in owners.items():
+        if owner and number < count:
+            marks[owner][number] = OWNED[0]
+    return {owner: bytes(mark) for owner, mark in marks.items()}
+
+
+def write_territories() -> None:
+    """Copy the every-queue Bucket rows into each worker's ``territory``; a worker that
+    owns none of them gets an empty one. Part of every rebalance, in its transaction."""
+    marks = territories(Bucket.objects.owners(Bucket.OTHER_QUEUES), conf.get().buckets)
+    for name, current in Worker.objects.values_list("name", "territory"):
+        wanted = marks.get(name, b"")
+        if bytes(current) != wanted:
+            Worker.objects.filter(name=name).update(territory=wanted)
 
 
 def still_alive(worker: Worker):
@@ -85,6 +111,7 @@ def rebalance() -> dict[tuple[str, int], tuple[str, str]]:
             by_new_owner[queue, new].append(number)
     for (queue, owner), numbers in by_new_owner.items():
         Bucket.objects.filter(queue=queue, number__in=numbers).update(owner=owner, changed_at=now)
+    write_territories()
     return changes
 
 

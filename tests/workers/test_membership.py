@@ -53,6 +53,31 @@ def test_the_first_worker_owns_every_bucket_and_a_newcomer_takes_about_half(pizz
     assert all(complete(o, "S0", o.attempt, "baked") for o in in_the_oven)
 
 
+def territory_buckets(name: str) -> set[int]:
+    """The bucket numbers a worker's territory (what its claims read) marks as its own."""
+    marks = bytes(Worker.objects.get(name=name).territory)
+    return {number for number, mark in enumerate(marks) if mark == 1}
+
+
+def test_each_workers_territory_is_its_share_of_the_every_queue_buckets_through_joins_and_deaths(pizzaq_settings):
+    pizzaq_settings(buckets=64)
+    register("S0"), register("S1"), register("S2", queues=["oven"])
+
+    def every_queue_share(name):
+        return {number for number, owner in owners().items() if owner == name}
+
+    assert {name: territory_buckets(name) for name in ("S0", "S1", "S2")} == {
+        name: every_queue_share(name) for name in ("S0", "S1", "S2")}
+    assert territory_buckets("S2") == set()  # it serves the oven alone: its buckets there are not these
+    assert territory_buckets("S0") | territory_buckets("S1") == set(range(64))
+
+    die("S1")
+
+    assert territory_buckets("S1") == set() and territory_buckets("S0") == set(range(64))
+    place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(40)])
+    assert len(claim("S0", 100, mine=territory("S0"))) == 40 and claim("S1", 100, mine=territory("S1")) == []
+
+
 def test_a_death_moves_exactly_the_dead_workers_orders_and_leaves_the_rest(pizzaq_settings):
     pizzaq_settings(buckets=64)
     workers = [register(name) for name in ("S0", "S1", "S2")]
