@@ -3,6 +3,7 @@
 
 import json
 import logging
+import time
 from datetime import datetime, timezone
 
 # The structured fields a log call may carry, in the order they are shown.
@@ -16,11 +17,26 @@ def order_fields(worker: str, order, **more) -> dict:
 
 
 def _fields(record: logging.LogRecord) -> dict:
-    return {name: getattr(record, name) for name in FIELDS if hasattr(record, name)}
+    attributes = record.__dict__  # where ``extra`` puts them
+    return {name: attributes[name] for name in FIELDS if name in attributes}
 
 
 class LineFormatter(logging.Formatter):
     """``time LEVEL logger message worker=S1 order=... attempt=2 bucket=17``."""
+
+    _second = (None, "")  # (a second, its time as the line shows it)
+
+    def formatTime(self, record: logging.LogRecord, datefmt=None) -> str:
+        # The time as logging's own formatter writes it, with its strftime done once a
+        # second rather than once a line: a worker writes a line per order.
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached_second, shown = self._second
+        if cached_second != second:
+            shown = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, shown)
+        return self.default_msec_format % (shown, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{name}={value}" for name, value in _fields(record).items())

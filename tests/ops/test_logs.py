@@ -28,6 +28,15 @@ def test_the_line_format_ends_with_the_fields_as_key_value_pairs():
     assert line == f"INFO S1 claimed it worker=S1 order={order.pk} kind=noop attempt=0 bucket={order.bucket}"
 
 
+def test_the_line_format_shows_each_lines_time_as_loggings_own_formatter_does():
+    ours, loggings = LineFormatter("%(asctime)s %(message)s"), logging.Formatter("%(asctime)s %(message)s")
+    # Lines within one second and across seconds, in and out of order.
+    for created in (1_796_000_000.001, 1_796_000_000.999, 1_796_000_001.5, 1_796_000_000.25, 1_796_086_399.0):
+        record = logging.makeLogRecord({"msg": "m", "created": created, "msecs": (created - int(created)) * 1000})
+        assert ours.format(record) == loggings.format(record)
+    assert ours.formatTime(record, "%H:%M") == loggings.formatTime(record, "%H:%M")
+
+
 @pytest.mark.django_db
 def test_the_json_format_is_one_object_per_line():
     order = place_order("noop")
