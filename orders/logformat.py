@@ -1,8 +1,11 @@
-"""Log formats: one line per event, plain (key=value fields after the message) or JSON
-(PIZZAQ_LOG_FORMAT=json). Callers attach fields with ``extra=order_fields(...)``."""
+"""Log lines: one line per event, plain (key=value fields after the message) or JSON
+(PIZZAQ_LOG_FORMAT=json), and the console handler that writes them a batch at a time.
+Callers attach fields with ``extra=order_fields(...)``."""
 
 import json
 import logging
+import os
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -56,3 +59,62 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The console, written a batch of lines at a time: each line at most ``flush_after``
+    seconds after it was logged, and a WARNING or worse at once, with the lines held before
+    it. At the default level a worker logs a line per order; written one at a time, each
+    line was a write and a flush, and the thread writing gave way to the others at every
+    one. A clean stop writes what is held (``logging.shutdown`` flushes every handler); a
+    hard kill loses at most the last ``flush_after`` seconds of INFO lines. ``flush_after``
+    0: every line at once, as ``logging.StreamHandler`` writes it."""
+
+    def __init__(self, stream=None, flush_after: float = 0.2, max_held: int = 256):
+        super().__init__(stream)
+        self.flush_after, self.max_held = flush_after, max_held
+        self._held: list[str] = []
+        self._oldest = 0.0  # when the oldest line held was logged (time.monotonic)
+        self._flusher_pid = None  # the process whose flusher runs (a fork has none)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._held.append(self.format(record))
+            if len(self._held) == 1:
+                self._oldest = time.monotonic()
+                if self.flush_after > 0:
+                    self._start_flusher()
+            if (record.levelno >= logging.WARNING or len(self._held) >= self.max_held
+                    or time.monotonic() - self._oldest >= self.flush_after):
+                self._write_held()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:
+            if self._held:
+                self._write_held()
+            super().flush()
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, []
+        self.stream.write(self.terminator.join(held) + self.terminator)
+        self.stream.flush()
+
+    def _start_flusher(self) -> None:
+        if self._flusher_pid != os.getpid():
+            self._flusher_pid = os.getpid()
+            threading.Thread(target=self._flush_when_due, name="pizzaq-log-flusher", daemon=True).start()
+
+    def _flush_when_due(self) -> None:
+        # Lines logged just before a quiet spell go out by this thread's hand.
+        while True:
+            time.sleep(self.flush_after)
+            with self.lock:
+                if self._held and time.monotonic() - self._oldest >= self.flush_after:
+                    try:
+                        self._write_held()
+                    except Exception:
+                        pass  # a broken stream: the next line logged reports it

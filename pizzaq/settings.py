@@ -197,7 +197,10 @@ LOGGING = {
         "json": {"()": "orders.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": env.str("PIZZAQ_LOG_FORMAT", default="line")},
+        # Lines go out in batches, each at most PIZZAQ_LOG_FLUSH seconds late (0: each at once);
+        # warnings and errors at once.
+        "console": {"class": "orders.logformat.ConsoleHandler", "formatter": env.str("PIZZAQ_LOG_FORMAT", default="line"),
+                    "flush_after": env.float("PIZZAQ_LOG_FLUSH", default=0.2)},
     },
     "loggers": {
         "pizzaq": {"handlers": ["console"], "level": env("PIZZAQ_LOG_LEVEL", default="INFO")},

@@ -1,6 +1,7 @@
 """Structured logs: one line per event with worker, order, attempt and bucket fields, as
 JSON when PIZZAQ_LOG_FORMAT=json."""
 
+import io
 import json
 import logging
 
@@ -8,7 +9,7 @@ import pytest
 
 from orders.models import Order, Status
 from orders.services import place_order
-from orders.logformat import JsonFormatter, LineFormatter, order_fields
+from orders.logformat import ConsoleHandler, JsonFormatter, LineFormatter, order_fields
 from tests.conftest import wait_for
 
 FAST = {"PIZZAQ_POLL_INTERVAL": "0.2", "PIZZAQ_HEARTBEAT_INTERVAL": "0.5"}
@@ -35,6 +36,47 @@ def test_the_line_format_shows_each_lines_time_as_loggings_own_formatter_does():
         record = logging.makeLogRecord({"msg": "m", "created": created, "msecs": (created - int(created)) * 1000})
         assert ours.format(record) == loggings.format(record)
     assert ours.formatTime(record, "%H:%M") == loggings.formatTime(record, "%H:%M")
+
+
+def console(flush_after: float) -> tuple[logging.Logger, io.StringIO, ConsoleHandler]:
+    stream = io.StringIO()
+    handler = ConsoleHandler(stream, flush_after=flush_after)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"tests.console.{id(handler)}")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    return logger, stream, handler
+
+
+def test_the_console_writes_info_lines_together_and_soon_without_more_logging():
+    logger, stream, _ = console(flush_after=0.3)
+
+    logger.info("one")
+    logger.info("two")
+
+    assert stream.getvalue() == "", "held for a moment"
+    wait_for(lambda: stream.getvalue() == "INFO one\nINFO two\n", timeout=3, interval=0.05,
+             message="the held lines written by the flusher")
+
+
+def test_a_warning_goes_out_at_once_after_the_lines_held_before_it():
+    logger, stream, _ = console(flush_after=60)
+
+    logger.info("claimed")
+    logger.warning("lost the database")
+
+    assert stream.getvalue() == "INFO claimed\nWARNING lost the database\n"
+
+
+def test_a_clean_stop_writes_what_is_held_and_flush_after_0_writes_each_line_at_once():
+    logger, stream, handler = console(flush_after=60)
+    logger.info("done")
+    handler.flush()  # what logging.shutdown does at exit
+    assert stream.getvalue() == "INFO done\n"
+
+    logger, stream, _ = console(flush_after=0)
+    logger.info("done")
+    assert stream.getvalue() == "INFO done\n"
 
 
 @pytest.mark.django_db
