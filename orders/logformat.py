@@ -109,12 +109,15 @@ class ConsoleHandler(logging.StreamHandler):
             threading.Thread(target=self._flush_when_due, name="pizzaq-log-flusher", daemon=True).start()
 
     def _flush_when_due(self) -> None:
-        # Lines logged just before a quiet spell go out by this thread's hand.
+        # Lines logged just before a quiet spell go out by this thread's hand, when the
+        # oldest of them is due.
         while True:
-            time.sleep(self.flush_after)
             with self.lock:
-                if self._held and time.monotonic() - self._oldest >= self.flush_after:
+                due = self._oldest + self.flush_after if self._held else None
+                if due is not None and time.monotonic() >= due:
                     try:
                         self._write_held()
                     except Exception:
                         pass  # a broken stream: the next line logged reports it
+                    due = None
+            time.sleep(self.flush_after if due is None else max(0.0, due - time.monotonic()))
