@@ -63,11 +63,13 @@ READ_BACK_NAMES = frozenset(field.attname for field in READ_BACK)
 def claimable(worker: str, mine, alive, queues, now, *, queued=Status.QUEUED):
     """Ready orders this worker may take: unpinned orders ``mine`` lets it take (a Q; None:
     any) and those pinned to it, of the ``queues`` it serves (None: every queue) that are
-    not paused.
+    not paused; none at all once the ``alive`` subquery (None: no check) finds no row.
     (``queued``: how the statement names the queued status; see ``Written``.)"""
     unpinned = Q(pinned_to="") if mine is None else Q(mine, pinned_to="")
-    pinned = Q(pinned_to=worker) if alive is None else Q(Exists(alive), pinned_to=worker)
-    ready = Order.objects.ready(now, queued=queued).filter(unpinned | pinned).exclude(queue__in=Queue.objects.paused())
+    ready = Order.objects.ready(now, queued=queued).filter(unpinned | Q(pinned_to=worker))
+    ready = ready.exclude(queue__in=Queue.objects.paused())
+    if alive is not None:
+        ready = ready.filter(Exists(alive))
     if queues is not None:
         ready = ready.filter(queue__in=sorted(queues))
     return ready.claim_order()
@@ -109,10 +111,12 @@ def claim_order_key(order: Order):
 
 class Claim:
     """Claims for one worker. ``mine`` (a Q over orders) limits the unpinned orders to the
-    worker's own share (its buckets); orders pinned to the worker are its own too, as long
-    as the ``alive`` subquery finds a row (a worker declared dead owns no buckets, and
-    this keeps it from taking a take-away order placed after its death). Either way only
-    orders of the ``queues`` it serves (None: all)."""
+    worker's own share (its buckets); orders pinned to the worker are its own too. It
+    claims only as long as the ``alive`` subquery finds a row: a worker declared dead
+    takes nothing, neither a take-away order placed after its death nor, if it was the
+    last one alive, the orders of the buckets that wait for the next worker to join (it
+    could only run them to have its results discarded, and them run again). Either way
+    only orders of the ``queues`` it serves (None: all)."""
 
     def __init__(self, worker: str, *, mine=None, alive=None, queues=None):
         self.worker, self.mine, self.alive, self.queues = worker, mine, alive, queues

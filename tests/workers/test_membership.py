@@ -291,6 +291,19 @@ def test_take_away_orders_for_a_shop_that_is_not_open_fail_instead_of_waiting():
     assert Order.objects.get(pk=for_s0.pk).status == Status.QUEUED
 
 
+def test_the_last_worker_declared_dead_claims_nothing_though_its_buckets_wait_for_it():
+    from workers.ownership import still_alive
+
+    last = register("S0")
+    force_fail("S0", "alice")
+    place_orders([OrderSpec("bake", routing_key=f"k{n}") for n in range(10)])
+
+    assert set(owners().values()) == {"S0"}, "nobody else to give its buckets to"
+    assert claim("S0", 10, mine=territory("S0"), alive=still_alive(last)) == []
+    again = register("S0")
+    assert len(claim("S0", 10, mine=territory("S0"), alive=still_alive(again))) == 10
+
+
 def test_a_dead_worker_cannot_claim_take_away_orders_placed_after_its_death():
     from workers.ownership import still_alive
 
