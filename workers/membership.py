@@ -89,7 +89,9 @@ def _start_incarnation(worker: Worker, concurrency: int, queues: list[str], now)
     worker.status, worker.started_at, worker.last_heartbeat, worker.stopped_at = (
         WorkerStatus.ALIVE, now, now, None,
     )
-    worker.save()
+    # Only what a new incarnation changes: its territory is the rebalance's to write.
+    worker.save(update_fields=["incarnation", "host", "pid", "concurrency", "queues", "status", "started_at",
+                               "last_heartbeat", "stopped_at"])
 
 
 def _this_incarnation(worker: Worker):
