@@ -97,8 +97,7 @@ def profile_http(pizzaq: Pizzaq, db: str, n: int):
     port = free_port()
     # One process serving in-process (as `make run` serves with one per core), so one
     # py-spy sees every request.
-    cmd = [pizzaq.python, "manage.py", "serve", "--port", str(port), "--processes", "1"]
-    web = harness.start(spy(raw, cmd), pizzaq.env(db), "profile-web", cwd=pizzaq.source)
+    web = harness.start(spy(raw, pizzaq.serve_command(port, 1)), pizzaq.env(db), "profile-web", cwd=pizzaq.source)
     with harness.running(web):
         harness.wait_for(lambda: accepts(port), timeout=60, interval=0.1, what="the web server to listen")
         pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)

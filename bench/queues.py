@@ -139,6 +139,12 @@ class Pizzaq(Queue):
         concurrency = ["--concurrency", str(self.TUNED_CONCURRENCY), "--prefetch", str(self.TUNED_PREFETCH)] if tuned else []
         return [self.python, "manage.py", "runworker", "--name", f"S{index}", *concurrency]
 
+    def serve_command(self, port: int, processes: int | None = None) -> list:
+        """`manage.py serve` on ``port``, as `make run` serves (one process per core unless
+        ``processes`` says)."""
+        count = ["--processes", str(processes)] if processes is not None else []
+        return [self.python, "manage.py", "serve", "--port", str(port), *count]
+
     def notifier(self, db: str, **settings):
         return harness.start([self.python, "manage.py", "notifier"], self.env(db, **settings), "pizzaq-notifier",
                              cwd=self.source)

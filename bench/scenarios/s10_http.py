@@ -53,8 +53,7 @@ def _server(pizzaq: Pizzaq, db: str, port: int, ceiling: bool):
                    "--port", str(port), "--workers", str(PROCESSES), "--lifespan", "off", "--no-access-log",
                    "--http", "httptools", "--loop", "uvloop"]
         return harness.start(command, env, "s10-ceiling", cwd=harness.ROOT)
-    command = [pizzaq.python, "manage.py", "serve", "--port", str(port), "--processes", str(PROCESSES)]
-    return harness.start(command, env, "s10-serve", cwd=pizzaq.source)
+    return harness.start(pizzaq.serve_command(port, PROCESSES), env, "s10-serve", cwd=pizzaq.source)
 
 
 def _workers(pizzaq: Pizzaq, db: str) -> list:

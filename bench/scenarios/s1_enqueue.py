@@ -39,8 +39,7 @@ def check_stored(queue, db: str, n: int) -> None:
 def enqueue_http(pizzaq: Pizzaq, db: str, n: int) -> dict:
     token = pizzaq.api_token(db)
     port = free_port()
-    web = harness.start([pizzaq.python, "manage.py", "serve", "--port", str(port)], pizzaq.env(db), "pizzaq-web",
-                        cwd=pizzaq.source)
+    web = harness.start(pizzaq.serve_command(port), pizzaq.env(db), "pizzaq-web", cwd=pizzaq.source)
     with harness.running(web):
         harness.wait_for(lambda: accepts(port), timeout=30, interval=0.1, what="the web server to listen")
         seconds = pizzaq.drive(db, "enqueue-http", n=n, url=f"http://127.0.0.1:{port}", token=token)["seconds"]
