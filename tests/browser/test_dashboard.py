@@ -1,7 +1,6 @@
 """The dashboard in Chromium against a real web server (manage.py serve, as make run starts
 it), notifier and two workers on PostgreSQL."""
 
-import sys
 import time
 
 import pytest
@@ -12,7 +11,7 @@ from orders import schedules
 from orders.models import Order, Schedule, Status
 from orders.services import place_order
 from tests.conftest import ROOT, wait_for
-from tests.system.procs import free_port
+from tests.ops.helpers import start_web
 from tests.system.test_failover import FAST, alive, order_status, routing_key_owned_by
 
 pytestmark = [pytest.mark.postgres, pytest.mark.system]
@@ -32,14 +31,13 @@ def fast_password_hashing():
 def system(processes):
     """The web server, a notifier and shops S0 and S1; returns the dashboard's address."""
     get_user_model().objects.create_superuser("admin", "admin@example.com", "pizza")
-    port = free_port()
-    processes.start_command([sys.executable, "manage.py", "serve", "--port", str(port)], "web", **FAST)
+    base_url = start_web(processes, **FAST)
     processes.notifier("N1", **FAST)
     processes.worker("S0", concurrency=2, **FAST)
     # S1 waits a few seconds before it rejoins, long enough to be watched dead.
     processes.worker("S1", concurrency=2, PIZZAQ_REJOIN_DELAY="5", **FAST)
     wait_for(alive("S0", "S1"), timeout=30)
-    return f"http://127.0.0.1:{port}"
+    return base_url
 
 
 @pytest.fixture
