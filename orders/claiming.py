@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from orders import limits
 from orders.models import Limit, Order, Queue, Status
-from orders.prepared import prepared_cursor
+from orders.prepared import execute_planned, local_settings, prepared_cursor
 from orders import conf
 
 # Stand for "now" and the first lease while the statement is compiled; found again by
@@ -36,9 +36,8 @@ _LEASE = datetime(2000, 1, 2, tzinfo=tz.utc)
 # them, or hash the whole table to join the picked rows. These settings, local to the
 # claim's transaction, leave it the one good plan; and it never needs JIT compilation,
 # which would cost more than a thousand claims.
-_PLAN_SETTINGS = ("SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),"
-                  " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
-                  " set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
+_PLAN_SETTINGS = local_settings(enable_sort="off", enable_bitmapscan="off", enable_hashjoin="off",
+                                enable_mergejoin="off", plan_cache_mode="force_generic_plan", jit="off")
 _explained = itertools.count()
 _PLACEHOLDER = re.compile("%%|%s")
 # How often a worker looks whether any limit exists, and how often it claims limited
@@ -228,15 +227,9 @@ class _Statement:
             raise RuntimeError("the claim query lost track of its time parameter")
 
     def run(self, limit: int, now) -> list[Order]:
-        # One round trip: the planner settings and the claim go out together (a pipeline)
-        # and run in one implicit transaction, at whose end the settings lapse. The rows
-        # are read once the pipeline has ended: reading them inside it costs a second sync.
         lease = first_lease(now)
         with prepared_cursor() as cursor:
-            with cursor.connection.pipeline():
-                cursor.execute(_PLAN_SETTINGS)
-                cursor.execute(self._sql, self._params(limit, now, lease))
-            rows = cursor.fetchall()
+            rows = execute_planned(cursor, _PLAN_SETTINGS, self._sql, self._params(limit, now, lease))
         written = dict(zip(self._written, _at_times(self._written.values(), now, lease)))
         return _orders(rows, written)
 

@@ -27,5 +27,14 @@ def held_tokens(worker: str, tokens) -> Q:
 
 def held_sql(row: str, worker: str, attempt: str) -> str:
     """``held_by`` for hand-written SQL: the table alias ``row``; ``worker`` and ``attempt``
-    as SQL (placeholders or expressions)."""
-    return f"{row}.status = '{Status.RUNNING}' AND {row}.worker = {worker} AND {row}.attempt = {attempt}"
+    as SQL (placeholders or expressions).
+
+    Written as one comparison of rows, which no index can serve, so that a statement that
+    names its orders by key finds them by key. As three equalities, the test on status and
+    worker matched the running orders' index; and where the statistics said that few
+    orders run (a table not analyzed yet, as after a deployment, or last analyzed before a
+    rush), PostgreSQL walked that index and compared each of the worker's running orders
+    with every result in the batch: a batch of 100 took 4 ms instead of 1. (The columns
+    are never NULL: the comparison means what the equalities mean.)"""
+    return (f"({row}.status, {row}.worker, {row}.attempt)"
+            f" IS NOT DISTINCT FROM ('{Status.RUNNING}', {worker}, {attempt})")

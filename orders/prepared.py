@@ -18,6 +18,7 @@ them. Times are decoded by psycopg's compiled loader, in the session's time zone
 cost a third of a claimed order's time in the worker.
 """
 
+import re
 import threading
 from contextlib import contextmanager
 
@@ -47,3 +48,29 @@ def _cursor_on(raw: psycopg.Connection) -> psycopg.Cursor:
         kept = _kept.cursor = psycopg.Cursor(raw)
         kept.adapters.register_loader("timestamptz", TimestamptzLoader)
     return kept
+
+
+_SETTING_NAME = re.compile("[a-z_]+")
+
+
+def local_settings(**settings: str) -> str:
+    """A statement that sets planner ``settings`` until the end of its transaction. The hot
+    statements are planned once per connection, without their values, and on statistics
+    that can be far from the truth (a table not analyzed yet, or last analyzed before a
+    rush); these settings leave the planner only the plan that is right for every size."""
+    for name, value in settings.items():
+        if not (_SETTING_NAME.fullmatch(name) and _SETTING_NAME.fullmatch(value)):
+            raise ValueError(f"not a planner setting: {name}={value!r}")
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings.items())
+
+
+def execute_planned(cursor: psycopg.Cursor, plan_settings: str, sql: str, params) -> list[tuple]:
+    """Run ``sql`` under ``plan_settings`` (from ``local_settings``) in one round trip, and
+    return its rows. Both go out together (a pipeline) and, in autocommit, run in one
+    implicit transaction, at whose end the settings lapse (inside a caller's transaction
+    they last until it ends). The rows are read once the pipeline has ended: reading them
+    inside it costs a second sync."""
+    with cursor.connection.pipeline():
+        cursor.execute(plan_settings)
+        cursor.execute(sql, params)
+    return cursor.fetchall()

@@ -49,7 +49,8 @@ FENCE_HOME = "orders/fence.py"
 
 def fence_copies(path: Path) -> list[int]:
     """Lines of ``path`` that spell the fence condition out themselves: a filter on status,
-    worker and attempt together, or SQL testing worker and attempt."""
+    worker and attempt together, or SQL testing worker and attempt (as equalities or as
+    one comparison of rows)."""
     lines = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Call) and _condition(node.func) and {"status", "worker", "attempt"} <= {
@@ -57,7 +58,9 @@ def fence_copies(path: Path) -> list[int]:
             lines.append(node.lineno)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             sql = node.value.replace(" ", "")
-            if "worker=" in sql and "attempt=" in sql and ("WHERE" in sql or "AND" in sql):
+            equalities = "worker=" in sql and "attempt=" in sql and ("WHERE" in sql or "AND" in sql)
+            compared = "worker" in sql and "attempt" in sql and "ISNOTDISTINCTFROM" in sql.upper()
+            if equalities or compared:
                 lines.append(node.lineno)
     return lines
 
@@ -78,8 +81,9 @@ def test_the_fence_condition_is_written_in_its_home_only():
 def test_a_second_copy_of_the_fence_is_found(tmp_path):
     module = tmp_path / "module.py"
     module.write_text('Order.objects.filter(status="running", worker=w, attempt=a)\n'
-                      'SQL = "WHERE o.worker = %s AND o.attempt = v.attempt"\n')
-    assert fence_copies(module) == [1, 2]
+                      'SQL = "WHERE o.worker = %s AND o.attempt = v.attempt"\n'
+                      'ROWS = "(o.worker, o.attempt) IS NOT DISTINCT FROM (%s, v.attempt)"\n')
+    assert fence_copies(module) == [1, 2, 3]
 
 
 def calls_to(path: Path, name: str) -> list[int]:
