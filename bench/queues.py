@@ -104,7 +104,7 @@ class Pizzaq(Queue):
     # the interpreter (8 threads drained 25,300 orders/s here, 2 threads 27,700).
     TUNED_CONCURRENCY, TUNED_PREFETCH = 2, 98
     default_worker = "runworker (concurrency 4, prefetch 12)"
-    tuned_worker = f"2 × runworker --concurrency {TUNED_CONCURRENCY} --prefetch {TUNED_PREFETCH}"
+    tuned_worker = f"runworker --concurrency {TUNED_CONCURRENCY} --prefetch {TUNED_PREFETCH}"
     recovery_setting = "notifier; worker timeout 10 s, heartbeat 2 s (defaults)"
 
     def env(self, db: str, recovery: bool = False, **extra) -> dict:
@@ -192,7 +192,7 @@ class Pizzaq(Queue):
 class Procrastinate(Queue):
     name = label = "procrastinate"
     default_worker = "worker (concurrency 1)"
-    tuned_worker = "2 × worker --concurrency 10"
+    tuned_worker = "worker --concurrency 10"
     recovery_setting = ("none built in; the documented retry-stalled-jobs periodic task "
                         "(every 1 s, stalled after 10 s, heartbeat 2 s)")
 
@@ -244,7 +244,7 @@ class Procrastinate(Queue):
 class Pgqueuer(Queue):
     name = label = "pgqueuer"
     default_worker = "worker (batch size 10)"
-    tuned_worker = "2 × worker, batch size 100"
+    tuned_worker = "worker, batch size 100"
     recovery_setting = "re-picks a job whose heartbeat is older than --heartbeat-timeout (set to 10 s; default 30 s)"
 
     def worker_command(self, index, tuned, recovery):
@@ -293,7 +293,7 @@ class ObanQueue(Queue):
 
     name = label = "oban"
     default_worker = "oban start --queues default:10"
-    tuned_worker = "2 × oban start --queues default:100"
+    tuned_worker = "oban start --queues default:100"
     recovery_setting = ("rescues a job still executing rescue_after s after it started, looked for every "
                         "interval s (set to 10 s and 1 s; defaults 300 s and 60 s)")
     NOOP = "bench.drivers.oban_jobs.Noop"
@@ -344,7 +344,7 @@ class DjangoTasks(Queue):
     has_bulk = False
     recovers = False
     default_worker = "db_worker (one task at a time)"
-    tuned_worker = "2 × db_worker --no-startup-delay"
+    tuned_worker = "db_worker --no-startup-delay"
     recovery_setting = "none: a dead worker's task stays RUNNING"
     TABLE = "django_tasks_database_dbtaskresult"
 
@@ -392,7 +392,7 @@ class Celery(Queue):
     name = "celery"
     label = "celery (redis, acks late)"
     default_worker = "worker (prefork, concurrency = cores = 2, prefetch 4)"
-    tuned_worker = "2 × worker --pool solo --prefetch-multiplier 64"
+    tuned_worker = "worker --pool solo --prefetch-multiplier 64"
     recovery_setting = "redelivery after the broker's visibility_timeout (set to 10 s, swept every 1 s; default 1 h)"
     QUEUE = "pizzaq_bench"
     RUNS, LATENCY, FIRST, LAST = "bench:runs", "bench:latency", "bench:first", "bench:last"
