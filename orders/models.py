@@ -53,6 +53,12 @@ class OrderQuerySet(models.QuerySet):
     def finished(self):
         return self.filter(status__in=FINISHED)
 
+    def in_play(self):
+        """Queued and running orders. Two equalities, not ``status__in``: PostgreSQL then
+        reads each from its own partial index (the claim's, the running orders'), where
+        for ``IN`` it read the whole table."""
+        return self.filter(Q(status=Status.QUEUED) | Q(status=Status.RUNNING))
+
 
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
@@ -142,7 +148,13 @@ class Order(models.Model):
                 condition=Q(finished_at__isnull=False),
                 name="order_finished_idx",
             ),
-            models.Index(fields=["status", "-id"], name="order_status_recent_idx"),
+            # The newest orders of the statuses that are few (for the dashboard's and the
+            # API's filters). Queued and running orders have the indexes above, and done
+            # ones, most of the table, are found walking the primary key. Every status in
+            # one index cost each order an entry at each step (placed, claimed, done):
+            # about a fifth of PostgreSQL's time in a drain.
+            models.Index(fields=["status", "-id"], name="order_uncommon_status_idx",
+                         condition=Q(status__in=[Status.WAITING, Status.DEAD, Status.EXPIRED, Status.CANCELLED])),
         ]
 
     def __str__(self):

@@ -370,7 +370,7 @@ def close_pinned(worker: str) -> int:
     """Take-away orders cannot move: when their shop is gone they fail, saying why."""
     now = timezone.now()
     reason = f"shop {worker} closed; order not moved"
-    pinned = Order.objects.filter(pinned_to=worker, status__in=[Status.QUEUED, Status.RUNNING])
+    pinned = Order.objects.in_play().filter(pinned_to=worker)
     return pinned.update(
         status=Status.DEAD, finished_at=now, lease_expires_at=None, last_error=reason,
         history=AppendAttempt(now, "closed", reason),
@@ -380,7 +380,7 @@ def close_pinned(worker: str) -> int:
 def close_orphaned_pins(open_shops) -> int:
     """Take-away orders pinned to a shop that is not open (dead, gone, or never was) fail
     saying so, instead of waiting forever."""
-    orphaned = (Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).exclude(pinned_to="")
+    orphaned = (Order.objects.in_play().exclude(pinned_to="")
                 .exclude(pinned_to__in=list(open_shops)).values_list("pinned_to", flat=True).distinct())
     return sum(close_pinned(shop) for shop in list(orphaned))
 

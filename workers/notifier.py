@@ -220,7 +220,7 @@ class Notifier:
 
     def sample_queue(self) -> None:
         """Record the queue's depth for the dashboard's chart, and forget old samples."""
-        counts = dict(Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
+        counts = dict(Order.objects.in_play()
                       .values_list("status").annotate(n=Count("id")))
         QueueSample.objects.create(queued=counts.get(Status.QUEUED, 0), running=counts.get(Status.RUNNING, 0))
         QueueSample.objects.filter(taken_at__lt=timezone.now() - SAMPLES_KEPT).delete()

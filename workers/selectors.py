@@ -64,7 +64,7 @@ def queue_rows(now=None) -> list[dict]:
     paused and by whom, and which live shops serve it."""
     now = now or timezone.now()
     active = Counter()
-    for queue, status, n in (Order.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
+    for queue, status, n in (Order.objects.in_play()
                              .values_list("queue", "status").annotate(n=Count("id"))):
         active[queue, status] = n
     finished = Counter(dict(Order.objects.filter(status=Status.DONE, finished_at__gte=now - timedelta(minutes=1))
