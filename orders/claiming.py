@@ -5,7 +5,6 @@ time and the limit change from one claim to the next. Its rows become orders wit
 the ORM's per-query machinery, which cost more than the round trip itself.
 """
 
-import itertools
 import random
 import re
 import time
@@ -18,7 +17,7 @@ from django.utils import timezone
 
 from orders import limits
 from orders.models import Limit, Order, Queue, Status
-from orders.prepared import execute_planned, local_settings, prepared_cursor
+from orders.prepared import execute_planned, explain_planned, local_settings, prepared_cursor
 from orders import conf
 
 # Stand for "now" and the first lease while the statement is compiled; found again by
@@ -38,8 +37,6 @@ _LEASE = datetime(2000, 1, 2, tzinfo=tz.utc)
 # which would cost more than a thousand claims.
 _PLAN_SETTINGS = local_settings(enable_sort="off", enable_bitmapscan="off", enable_hashjoin="off",
                                 enable_mergejoin="off", plan_cache_mode="force_generic_plan", jit="off")
-_explained = itertools.count()
-_PLACEHOLDER = re.compile("%%|%s")
 # How often a worker looks whether any limit exists, and how often it claims limited
 # orders even when ordinary ones fill its claims (so they are not starved): every 0.25 s
 # while it finds some, backing off to every 5 s while it finds none; each wait drawn
@@ -234,20 +231,9 @@ class _Statement:
         return _orders(rows, written)
 
     def explain(self, limit: int, now) -> str:
-        # EXPLAIN EXECUTE of a statement prepared as the claim is: the generic plan the
-        # claims use, not one made for this call's values.
-        name = f"pizzaq_explained_claim_{next(_explained)}"
-        numbers = (f"${n}" for n in itertools.count(1))
-        # PREPARE's text goes out as it is: placeholders become $1, $2, ... and an escaped
-        # percent sign (in a literal) a plain one, as psycopg does for the claim itself.
-        numbered = _PLACEHOLDER.sub(lambda found: "%" if found[0] == "%%" else next(numbers), self._sql)
-        params = self._params(limit, now, first_lease(now))
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_PLAN_SETTINGS)
-            cursor.execute(f"PREPARE {name} AS {numbered}")
-            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            cursor.execute(f"DEALLOCATE {name}")
+            plan = explain_planned(cursor, _PLAN_SETTINGS, self._sql, self._params(limit, now, first_lease(now)),
+                                   "ANALYZE, BUFFERS")
             transaction.set_rollback(True)  # EXPLAIN ANALYZE claimed for real: undo it
         return plan
 

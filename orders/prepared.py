@@ -18,6 +18,7 @@ them. Times are decoded by psycopg's compiled loader, in the session's time zone
 cost a third of a claimed order's time in the worker.
 """
 
+import itertools
 import re
 import threading
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ def _cursor_on(raw: psycopg.Connection) -> psycopg.Cursor:
 
 
 _SETTING_NAME = re.compile("[a-z_]+")
+_PLACEHOLDER = re.compile("%%|%s")
+_explained = itertools.count()
 
 
 def local_settings(**settings: str) -> str:
@@ -74,3 +77,21 @@ def execute_planned(cursor: psycopg.Cursor, plan_settings: str, sql: str, params
         cursor.execute(plan_settings)
         cursor.execute(sql, params)
     return cursor.fetchall()
+
+
+def explain_planned(cursor, plan_settings: str, sql: str, params, options: str) -> str:
+    """How PostgreSQL runs ``sql`` as the hot path runs it: under ``plan_settings``, prepared
+    (EXPLAIN EXECUTE: the plan a prepared statement keeps, not one made for these values),
+    with the EXPLAIN ``options`` (e.g. "ANALYZE, BUFFERS": then it runs for real, and the
+    caller's transaction must undo it). ``cursor``: a Django cursor, in that transaction."""
+    name = f"pizzaq_explained_{next(_explained)}"
+    numbers = (f"${n}" for n in itertools.count(1))
+    # PREPARE's text goes out as it is: placeholders become $1, $2, ... and an escaped
+    # percent sign (in a literal) a plain one, as psycopg does for the statement itself.
+    numbered = _PLACEHOLDER.sub(lambda found: "%" if found[0] == "%%" else next(numbers), sql)
+    cursor.execute(plan_settings)
+    cursor.execute(f"PREPARE {name} AS {numbered}")
+    cursor.execute(f"EXPLAIN ({options}) EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+    plan = "\n".join(row[0] for row in cursor.fetchall())
+    cursor.execute(f"DEALLOCATE {name}")
+    return plan

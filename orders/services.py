@@ -115,6 +115,13 @@ def complete_many(worker: str, finished: list[RunResult]) -> dict:
 
 
 def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
+    with prepared_cursor() as cursor:
+        rows = execute_planned(cursor, COMPLETE_BATCH_PLAN, complete_batch_sql(), complete_batch_params(worker, finished))
+    return {row[0] for row in rows}
+
+
+def complete_batch_params(worker: str, finished: list[RunResult]) -> list:
+    """``complete_batch_sql``'s parameters for ``worker``'s ``finished`` runs."""
     columns = (
         [run.order.pk for run in finished], [run.order.attempt for run in finished],
         # None stays SQL NULL, as complete() stores it.
@@ -122,9 +129,7 @@ def _complete_batch_postgresql(worker: str, finished: list[RunResult]) -> set:
         [run.started_at for run in finished], [run.finished_at for run in finished],
         [run.finished_at.isoformat() for run in finished],  # ended, as AppendAttempt writes it
     )
-    with prepared_cursor() as cursor:
-        rows = execute_planned(cursor, COMPLETE_BATCH_PLAN, complete_batch_sql(), [Status.DONE, "done", "", *columns, worker])
-    return {row[0] for row in rows}
+    return [Status.DONE, "done", "", *columns, worker]
 
 
 # The one good plan finds each order of the batch by its key. Read whole, the table (or an
@@ -139,9 +144,8 @@ COMPLETE_BATCH_PLAN = local_settings(enable_seqscan="off", enable_bitmapscan="of
 def complete_batch_sql() -> str:
     """One UPDATE for a batch of results, each order found by its key and fenced by its
     own token. Its rows arrive as arrays, so the statement's text is the same for every
-    batch and PostgreSQL parses and plans it once per connection. Parameters: the status,
-    the history's outcome and note, then the arrays (ids, attempts, results, handler
-    starts, finishes, finishes as text) and the worker."""
+    batch and PostgreSQL parses and plans it once per connection. Its parameters:
+    ``complete_batch_params``."""
     table = Order._meta.db_table
     # o.started_at is still the claim time here: every SET reads the row as it was.
     history = append_sql_postgresql("o.history", "o.worker", "o.attempt", "o.started_at", "v.started", ended="v.ended")

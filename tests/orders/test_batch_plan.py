@@ -3,28 +3,19 @@ table's statistics say. (A worker's results go out in batches of up to a hundred
 times a second: a plan that compares every result with every running order costs more
 than the rest of the statement.)"""
 
-import itertools
-import re
-
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from orders.services import COMPLETE_BATCH_PLAN, complete_batch_sql, place_orders
+from orders.prepared import explain_planned
+from orders.services import COMPLETE_BATCH_PLAN, RunResult, complete_batch_params, complete_batch_sql, place_orders
 from orders.specs import OrderSpec
 from tests.claims import claim
 
 
-def plan(cursor, sql: str, params: list) -> str:
+def plan(cursor, params: list) -> str:
     """The plan the batch completion runs with: under its settings, prepared."""
-    numbers = (f"${n}" for n in itertools.count(1))
-    assert "%%" not in sql
-    cursor.execute(COMPLETE_BATCH_PLAN)
-    cursor.execute(f"PREPARE batch_plan AS {re.sub('%s', lambda _: next(numbers), sql)}")
-    cursor.execute(f"EXPLAIN (COSTS OFF) EXECUTE batch_plan({', '.join(['%s'] * len(params))})", params)
-    plan = "\n".join(row[0] for row in cursor.fetchall())
-    cursor.execute("DEALLOCATE batch_plan")
-    return plan
+    return explain_planned(cursor, COMPLETE_BATCH_PLAN, complete_batch_sql(), params, "COSTS OFF")
 
 
 @pytest.mark.postgres
@@ -34,8 +25,7 @@ def test_a_batch_of_results_finds_each_order_by_its_key_on_a_table_never_analyze
     running = claim("S0", 200)
     batch = running[:100]
     now = timezone.now()
-    params = ["done", "done", "", [o.pk for o in batch], [o.attempt for o in batch], [None] * len(batch),
-              [now] * len(batch), [now] * len(batch), [now.isoformat()] * len(batch), "S0"]
+    params = complete_batch_params("S0", [RunResult(order, None, now, now) for order in batch])
     plans = {}
     with connection.cursor() as cursor:
         # A copy of the orders that no one has analyzed (autovacuum leaves temporary tables
@@ -43,9 +33,9 @@ def test_a_batch_of_results_finds_each_order_by_its_key_on_a_table_never_analyze
         # state of a table just deployed, or just filled by a rush.
         cursor.execute("CREATE TEMPORARY TABLE orders_order (LIKE public.orders_order INCLUDING ALL)")
         cursor.execute("INSERT INTO orders_order SELECT * FROM public.orders_order")
-        plans["never analyzed"] = plan(cursor, complete_batch_sql(), params)
+        plans["never analyzed"] = plan(cursor, params)
         cursor.execute("ANALYZE orders_order")
-        plans["analyzed"] = plan(cursor, complete_batch_sql(), params)
+        plans["analyzed"] = plan(cursor, params)
         cursor.execute("DROP TABLE pg_temp.orders_order")
 
     for state, found in plans.items():
